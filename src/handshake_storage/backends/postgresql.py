@@ -1,0 +1,356 @@
+"""The PostgreSQL backend (psycopg 3).
+
+Connections run in autocommit; multi-statement work opens an explicit
+transaction, so a single-statement operation costs one round trip. Sessions
+are pinned to UTC. A pooled connection whose socket turned readable while
+idle (the server closed it, e.g. after a restart) is dropped at checkout, so
+the same Database object recovers by itself when the server comes back.
+"""
+
+from __future__ import annotations
+
+import select
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import TransactionStatus
+
+from ..errors import (
+    BackendUnavailableError,
+    ConflictError,
+    MigrationError,
+    StorageError,
+    ValidationError,
+)
+from ..schema import BOOLEAN, FLOAT, INTEGER, TEXT, TIMESTAMP, Column, ForeignKey, Index
+from ..schema import SchemaSnapshot, Table
+from ..url import DatabaseURL
+from .base import SNAPSHOT, Adapter, ConnectionPool, Features, Mode, Options, Session
+
+#: pg_advisory_lock key of the migration runner ("hsk_migr" as bytes).
+MIGRATION_LOCK_KEY = int.from_bytes(b"hsk_migr", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+_FAMILIES = {
+    "text": TEXT,
+    "character varying": TEXT,
+    "bigint": INTEGER,
+    "integer": INTEGER,
+    "smallint": INTEGER,
+    "double precision": FLOAT,
+    "boolean": BOOLEAN,
+    "timestamp with time zone": TIMESTAMP,
+}
+_ON_DELETE = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+
+
+class PgSession(psycopg.Connection[tuple[Any, ...]]):
+    """A psycopg connection with the DB-API ``executemany`` the logic layer uses."""
+
+    def executemany(self, query: Any, params_seq: Iterable[Sequence[Any]], /) -> None:
+        with self.cursor() as cur:
+            cur.executemany(query, params_seq)
+
+
+class PostgreSQLAdapter(Adapter):
+    features = Features(
+        name="postgresql",
+        row_lock_clause=" FOR UPDATE",
+        binary_collation=' COLLATE "C"',
+        native_bulk_load=True,
+    )
+
+    def __init__(self, url: DatabaseURL, options: Options) -> None:
+        super().__init__(url, options)
+        self._conninfo = self._build_conninfo()
+        self._compiled: dict[str, str] = {}
+        self.pool = ConnectionPool(
+            self._connect,
+            _close,
+            _usable,
+            options.pool_size,
+            options.pool_timeout,
+        )
+
+    def _build_conninfo(self) -> str:
+        try:
+            params = conninfo_to_dict(self.url.raw)
+        except psycopg.Error as exc:
+            raise ValidationError(
+                f"malformed postgresql URL {self.url.redacted}: {self.scrub(str(exc))}"
+            ) from None
+        settings = ["-c TimeZone=UTC", "-c client_encoding=UTF8"]
+        if self.options.statement_timeout:
+            settings.append(f"-c statement_timeout={int(self.options.statement_timeout * 1000)}")
+        if self.options.read_only:
+            settings.append("-c default_transaction_read_only=on")
+        existing = params.get("options")
+        params["options"] = " ".join(([str(existing)] if existing else []) + settings)
+        params.setdefault("application_name", "handshake-storage")
+        params["connect_timeout"] = str(max(2, int(round(self.options.connect_timeout))))
+        return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+
+    # -- connections ------------------------------------------------------
+
+    def _connect(self) -> PgSession:
+        try:
+            return PgSession.connect(self._conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            raise self.translate_error(exc) from None
+
+    def begin(self, conn: PgSession, mode: Mode) -> None:
+        if mode is SNAPSHOT:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        else:
+            conn.execute("BEGIN")
+
+    def commit(self, conn: PgSession) -> None:
+        conn.execute("COMMIT")
+
+    def rollback(self, conn: PgSession) -> None:
+        if conn.closed or conn.broken:
+            return
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+
+    def is_broken(self, conn: PgSession) -> bool:
+        return bool(conn.closed or conn.broken)
+
+    # -- SQL and values -----------------------------------------------------
+
+    def compile(self, sql: str) -> str:
+        compiled = self._compiled.get(sql)
+        if compiled is None:
+            compiled = _to_pyformat(super().compile(sql))
+            self._compiled[sql] = compiled
+        return compiled
+
+    def encode_timestamp(self, value: datetime) -> datetime:
+        return value
+
+    def decode_timestamp(self, value: datetime) -> datetime:
+        return value
+
+    # -- errors ---------------------------------------------------------------
+
+    def is_driver_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, psycopg.Error)
+
+    def translate_error(self, exc: BaseException) -> StorageError:
+        if isinstance(exc, StorageError):
+            return exc
+        state = getattr(exc, "sqlstate", None) or ""
+        detail = self.scrub(_first_line(exc))
+        where = f"PostgreSQL {self.url.redacted}"
+        if state == "23505":
+            return ConflictError(f"duplicate key: {detail}")
+        if state == "23503":
+            return ValidationError(
+                f"foreign key violation: the row refers to a row that does not exist ({detail})"
+            )
+        if state.startswith("23"):
+            return ValidationError(f"constraint violation: {detail}")
+        if state.startswith("22"):
+            return ValidationError(f"value rejected by PostgreSQL: {detail}")
+        if state in ("40001", "40P01"):
+            return ConflictError(f"concurrent update, retry the operation: {detail}")
+        if state == "57014":
+            return BackendUnavailableError(f"statement timed out on {where}: {detail}")
+        if state == "55P03":
+            return BackendUnavailableError(f"lock wait timed out on {where}: {detail}")
+        if state == "25006":
+            return BackendUnavailableError(f"{where} is read-only: {detail}")
+        if state in ("42P01", "42703"):
+            return MigrationError(
+                f"{where} has no Handshake schema ({detail}); run `handshake-storage migrate`"
+            )
+        if (
+            state.startswith(("08", "57P", "53"))
+            or isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+        ):
+            return BackendUnavailableError(f"{where} is unavailable: {detail}")
+        return StorageError(f"PostgreSQL error on {where}: {detail}")
+
+    # -- introspection ------------------------------------------------------
+
+    def introspect(self, session: Session) -> SchemaSnapshot:
+        columns: dict[str, list[Column]] = {}
+        for table, name, dtype, nullable in session.execute(
+            "SELECT c.relname, a.attname, format_type(a.atttypid, NULL), NOT a.attnotnull "
+            "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') "
+            "AND a.attnum > 0 AND NOT a.attisdropped"
+        ).fetchall():
+            columns.setdefault(table, []).append(
+                Column(name, _FAMILIES.get(dtype, dtype), bool(nullable))
+            )
+        pks: dict[str, tuple[str, ...]] = {}
+        fks: dict[str, list[ForeignKey]] = {}
+        for table, kind, cols, ref_table, ref_cols, on_delete in session.execute(
+            "SELECT cl.relname, con.contype, "
+            "  ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(n, o) "
+            "        JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n "
+            "        ORDER BY k.o), "
+            "  fcl.relname, "
+            "  ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(n, o) "
+            "        JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n "
+            "        ORDER BY k.o), "
+            "  con.confdeltype "
+            "FROM pg_constraint con JOIN pg_class cl ON cl.oid = con.conrelid "
+            "JOIN pg_namespace n ON n.oid = cl.relnamespace "
+            "LEFT JOIN pg_class fcl ON fcl.oid = con.confrelid "
+            "WHERE n.nspname = current_schema() AND con.contype IN ('p', 'f')"
+        ).fetchall():
+            if kind == "p":
+                pks[table] = tuple(cols)
+            else:
+                fks.setdefault(table, []).append(
+                    ForeignKey(tuple(cols), ref_table, tuple(ref_cols), _ON_DELETE[on_delete])
+                )
+        tables = {
+            name: Table(name, tuple(sorted(cols)), pks.get(name, ()), tuple(sorted(fks.get(name, []))))
+            for name, cols in columns.items()
+        }
+        indexes: dict[str, Index] = {}
+        for name, table, cols, unique in session.execute(
+            "SELECT ic.relname, tc.relname, "
+            "  ARRAY(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(n, o) "
+            "        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n "
+            "        ORDER BY k.o), "
+            "  i.indisunique "
+            "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
+            "JOIN pg_class tc ON tc.oid = i.indrelid "
+            "JOIN pg_namespace n ON n.oid = tc.relnamespace "
+            "WHERE n.nspname = current_schema() "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid)"
+        ).fetchall():
+            indexes[name] = Index(name, table, tuple(cols), bool(unique))
+        return SchemaSnapshot(tables, indexes)
+
+    def has_table(self, session: Session, name: str) -> bool:
+        row = session.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+        return bool(row[0])
+
+    # -- migrations -----------------------------------------------------------
+
+    @contextmanager
+    def migration_lock(self) -> Iterator[Session]:
+        """A session-level advisory lock held on its own connection.
+
+        The runner works on a second connection, so each migration can
+        commit on its own while the lock stays held across the whole run.
+        """
+        lock_conn = self._connect()
+        try:
+            try:
+                lock_conn.execute(f"SET lock_timeout = {int(self.options.lock_timeout * 1000)}")
+                lock_conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+            except psycopg.Error as exc:
+                raise self.translate_error(exc) from None
+            work = self._connect()
+            try:
+                yield work
+            finally:
+                _close(work)
+        finally:
+            try:
+                lock_conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+            except psycopg.Error:
+                pass  # closing the session releases it anyway
+            _close(lock_conn)
+
+    @contextmanager
+    def migration_step(self, session: Session) -> Iterator[None]:
+        session.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            if not (session.closed or session.broken):  # type: ignore[attr-defined]
+                session.execute("ROLLBACK")
+            raise
+        session.execute("COMMIT")
+
+    def execute_script_statement(self, session: Session, statement: str) -> None:
+        session.execute(statement)
+
+    # -- bulk work ----------------------------------------------------------
+
+    def bulk_insert(
+        self, session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> int:
+        sql = f"COPY {_quote(table)} ({', '.join(map(_quote, columns))}) FROM STDIN"
+        written = 0
+        with session.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[attr-defined]
+            for row in rows:
+                copy.write_row(row)
+                written += 1
+        return written
+
+    def stream(
+        self, session: Session, sql: str, params: Sequence[Any] = (), batch: int = 2000
+    ) -> Iterator[Sequence[Any]]:
+        with session.cursor() as cur:  # type: ignore[attr-defined]
+            yield from cur.stream(self.compile(sql), params, size=batch)
+
+    def describe(self) -> dict[str, str]:
+        with self.transaction(mode=Mode.AUTOCOMMIT) as session:
+            version, database, user = session.execute(
+                "SELECT current_setting('server_version'), current_database(), current_user"
+            ).fetchone()
+        return {
+            "backend": "postgresql",
+            "url": self.url.redacted,
+            "server_version": version,
+            "database": database,
+            "user": user,
+        }
+
+
+def _close(conn: PgSession) -> None:
+    conn.close()
+
+
+def _usable(conn: PgSession) -> bool:
+    if conn.closed or conn.broken:
+        return False
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return False
+    # An idle connection has nothing to read unless the server hung up on it.
+    return not readable
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _to_pyformat(sql: str) -> str:
+    """``?`` placeholders to psycopg's ``%s``, leaving quoted text alone."""
+    out: list[str] = []
+    quote: str | None = None
+    for ch in sql:
+        if quote:
+            out.append("%%" if ch == "%" else ch)
+            if ch == quote:
+                quote = None
+        elif ch in ("'", '"'):
+            quote = ch
+            out.append(ch)
+        elif ch == "?":
+            out.append("%s")
+        elif ch == "%":
+            out.append("%%")
+        else:
+            out.append(ch)
+    return "".join(out)
+

@@ -1,0 +1,329 @@
+"""The embedded SQLite backend (stdlib ``sqlite3``).
+
+Every connection runs in WAL mode with foreign keys on and a busy timeout,
+so concurrent writers wait for the lock instead of failing. Writers take the
+lock up front (``BEGIN IMMEDIATE``): a deferred transaction that upgrades
+from read to write can fail with SQLITE_BUSY without waiting.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import (
+    BackendUnavailableError,
+    ConflictError,
+    MigrationError,
+    StorageError,
+    ValidationError,
+)
+from ..schema import BOOLEAN, FLOAT, INTEGER, TEXT, TIMESTAMP, Column, ForeignKey, Index
+from ..schema import SchemaSnapshot, Table
+from ..url import DatabaseURL
+from .base import SNAPSHOT, Adapter, ConnectionPool, Features, Mode, Options, Session
+
+_SYNCHRONOUS = {"off": "OFF", "normal": "NORMAL", "full": "FULL", "extra": "EXTRA"}
+
+# Declared type (upper case, as written in the migrations) -> type family.
+_FAMILIES = {
+    "TEXT": TEXT,
+    "BIGINT": INTEGER,
+    "INTEGER": INTEGER,
+    "SMALLINT": INTEGER,
+    "DOUBLE PRECISION": FLOAT,
+    "BOOLEAN": BOOLEAN,
+    "TIMESTAMP WITH TIME ZONE": TIMESTAMP,
+}
+
+
+class SQLiteAdapter(Adapter):
+    features = Features(
+        name="sqlite", row_lock_clause="", binary_collation="", native_bulk_load=False
+    )
+
+    def __init__(self, url: DatabaseURL, options: Options) -> None:
+        super().__init__(url, options)
+        assert url.path is not None
+        self.path: Path = url.path.expanduser()
+        if options.synchronous.lower() not in _SYNCHRONOUS:
+            raise ValidationError(
+                f"synchronous must be one of {sorted(_SYNCHRONOUS)}, not {options.synchronous!r}"
+            )
+        self._synchronous = _SYNCHRONOUS[options.synchronous.lower()]
+        self.pool = ConnectionPool(
+            self._connect,
+            _close,
+            _usable,
+            options.pool_size,
+            options.pool_timeout,
+        )
+
+    # -- connections ------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        path = self.path
+        parent = path.absolute().parent
+        if not parent.is_dir():
+            raise BackendUnavailableError(
+                f"cannot open SQLite database {path}: directory {parent} does not exist"
+            )
+        if self.options.read_only:
+            if not path.exists():
+                raise BackendUnavailableError(f"cannot open SQLite database {path}: no such file")
+            target = f"file:{quote(str(path.absolute()))}?mode=ro"
+        else:
+            target = str(path)
+        try:
+            conn = sqlite3.connect(
+                target,
+                timeout=self.options.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=512,
+                uri=self.options.read_only,
+            )
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(
+                f"cannot open SQLite database {path}: {exc}"
+            ) from None
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            if not self.options.read_only:
+                conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            else:
+                conn.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self.translate_error(exc) from None
+        return conn
+
+    def begin(self, conn: sqlite3.Connection, mode: Mode) -> None:
+        conn.execute("BEGIN" if mode is SNAPSHOT else "BEGIN IMMEDIATE")
+
+    def commit(self, conn: sqlite3.Connection) -> None:
+        conn.execute("COMMIT")
+
+    def rollback(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+    def is_broken(self, conn: sqlite3.Connection) -> bool:
+        return not _usable(conn)
+
+    # -- values -------------------------------------------------------------
+
+    def encode_timestamp(self, value: datetime) -> str:
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        return value.isoformat(" ", "microseconds")
+
+    def decode_timestamp(self, value: str) -> datetime:
+        parsed = datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+    # -- errors ---------------------------------------------------------------
+
+    def is_driver_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.Error)
+
+    def translate_error(self, exc: BaseException) -> StorageError:
+        if isinstance(exc, StorageError):
+            return exc
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        detail = self.scrub(str(exc))
+        where = f"SQLite database {self.path}"
+        if name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"):
+            return ConflictError(f"duplicate key: {detail}")
+        if name == "SQLITE_CONSTRAINT_FOREIGNKEY":
+            return ValidationError(
+                "foreign key violation: the row refers to a row that does not exist"
+            )
+        if name.startswith("SQLITE_CONSTRAINT"):
+            return ValidationError(f"constraint violation: {detail}")
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return BackendUnavailableError(
+                f"{where} stayed locked past the busy timeout "
+                f"({self.options.busy_timeout:g}s): {detail}"
+            )
+        if name.startswith("SQLITE_READONLY") or "query_only" in detail:
+            return BackendUnavailableError(f"{where} is read-only: {detail}")
+        if name == "SQLITE_FULL":
+            return BackendUnavailableError(f"{where} cannot grow: the disk is full")
+        if name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN")):
+            return BackendUnavailableError(f"I/O error on {where}: {detail}")
+        if name in ("SQLITE_TOOBIG", "SQLITE_RANGE", "SQLITE_MISMATCH"):
+            return ValidationError(f"value rejected by SQLite: {detail}")
+        if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+            return StorageError(f"{where} is corrupt or not a database: {detail}")
+        if "no such table" in detail:
+            return MigrationError(
+                f"{where} has no Handshake schema ({detail}); run `handshake-storage migrate`"
+            )
+        if isinstance(exc, sqlite3.ProgrammingError) and "closed" in detail:
+            return BackendUnavailableError("the database is closed")
+        return StorageError(f"SQLite error on {where}: {detail}")
+
+    # -- introspection ------------------------------------------------------
+
+    def introspect(self, session: Session) -> SchemaSnapshot:
+        tables: dict[str, Table] = {}
+        indexes: dict[str, Index] = {}
+        names = [
+            r[0]
+            for r in session.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            ).fetchall()
+        ]
+        for table in names:
+            info = session.execute(f"PRAGMA table_info({_quote(table)})").fetchall()
+            columns = tuple(
+                sorted(
+                    Column(name, _FAMILIES.get(decl.upper(), decl.lower()), not notnull)
+                    for _cid, name, decl, notnull, _dflt, _pk in info
+                )
+            )
+            pk = tuple(r[1] for r in sorted(info, key=lambda r: r[5]) if r[5])
+            fk_rows = session.execute(f"PRAGMA foreign_key_list({_quote(table)})").fetchall()
+            grouped: dict[int, list[Any]] = {}
+            for row in fk_rows:
+                grouped.setdefault(row[0], []).append(row)
+            fks = tuple(
+                sorted(
+                    ForeignKey(
+                        tuple(r[3] for r in sorted(rows, key=lambda r: r[1])),
+                        rows[0][2],
+                        tuple(r[4] for r in sorted(rows, key=lambda r: r[1])),
+                        rows[0][6].upper(),
+                    )
+                    for rows in grouped.values()
+                )
+            )
+            tables[table] = Table(table, columns, pk, fks)
+        for name, table in session.execute(
+            "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        ).fetchall():
+            cols = tuple(
+                r[2]
+                for r in sorted(
+                    session.execute(f"PRAGMA index_info({_quote(name)})").fetchall(),
+                    key=lambda r: r[0],
+                )
+            )
+            unique = any(
+                r[1] == name and r[2]
+                for r in session.execute(f"PRAGMA index_list({_quote(table)})").fetchall()
+            )
+            indexes[name] = Index(name, table, cols, bool(unique))
+        return SchemaSnapshot(tables, indexes)
+
+    def has_table(self, session: Session, name: str) -> bool:
+        row = session.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        return row is not None
+
+    # -- migrations -----------------------------------------------------------
+
+    @contextmanager
+    def migration_lock(self) -> Iterator[Session]:
+        """The database write lock, held for the whole run.
+
+        Each migration is a savepoint inside it, applied whole or rolled back
+        whole; what was applied before a failure is committed, as on
+        PostgreSQL. A process waiting for the lock sees the finished run.
+        """
+        conn = self._connect()
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.options.lock_timeout * 1000)}")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self.translate_error(exc) from None
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("COMMIT")
+                    except sqlite3.Error as exc:
+                        conn.execute("ROLLBACK")
+                        raise self.translate_error(exc) from None
+        finally:
+            conn.close()
+
+    @contextmanager
+    def migration_step(self, session: Session) -> Iterator[None]:
+        session.execute("SAVEPOINT hs_migration")
+        try:
+            yield
+        except BaseException:
+            try:
+                session.execute("ROLLBACK TO hs_migration")
+                session.execute("RELEASE hs_migration")
+            except sqlite3.Error:
+                session.execute("ROLLBACK")  # nothing of this run is committed
+            raise
+        session.execute("RELEASE hs_migration")
+
+    def execute_script_statement(self, session: Session, statement: str) -> None:
+        session.execute(statement)
+
+    # -- bulk work ----------------------------------------------------------
+
+    def bulk_insert(
+        self, session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> int:
+        sql = (
+            f"INSERT INTO {_quote(table)} ({', '.join(map(_quote, columns))}) "
+            f"VALUES ({', '.join('?' for _ in columns)})"
+        )
+        count = 0
+        batch: list[Sequence[Any]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= 5000:
+                session.executemany(sql, batch)
+                count += len(batch)
+                batch.clear()
+        if batch:
+            session.executemany(sql, batch)
+            count += len(batch)
+        return count
+
+    def stream(
+        self, session: Session, sql: str, params: Sequence[Any] = (), batch: int = 2000
+    ) -> Iterator[Sequence[Any]]:
+        cursor: Any = session.execute(sql, params)
+        while rows := cursor.fetchmany(batch):
+            yield from rows
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "backend": "sqlite",
+            "file": str(self.path.absolute()),
+            "sqlite_version": sqlite3.sqlite_version,
+        }
+
+
+def _close(conn: sqlite3.Connection) -> None:
+    conn.close()
+
+
+def _usable(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.in_transaction  # noqa: B018 - raises on a closed connection
+    except sqlite3.ProgrammingError:
+        return False
+    return True
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'

@@ -1,0 +1,75 @@
+"""The only exceptions that leave Handshake Storage.
+
+Backend adapters translate every driver exception into one of these, so a
+caller can handle failures without knowing which database is underneath.
+"""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base class of every error raised by the storage layer."""
+
+    code: str = "HSK-500-STORAGE"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class NotFoundError(StorageError):
+    """The addressed row does not exist."""
+
+    code = "HSK-404-NOT-FOUND"
+
+
+class ConflictError(StorageError):
+    """The write collides with existing data (duplicate key, concurrent change)."""
+
+    code = "HSK-409-CONFLICT"
+
+
+class ValidationError(StorageError):
+    """The input is malformed or cannot be stored identically on every backend.
+
+    Raised before anything is written.
+    """
+
+    code = "HSK-422-VALIDATION"
+
+
+class GuardError(StorageError):
+    """The mutation guard refused a write (the "no silent edits" rule)."""
+
+    code = "HSK-403-SILENT-EDIT"
+
+    def __init__(self, message: str = "HSK-403-SILENT-EDIT", *, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+
+
+class BackendUnavailableError(StorageError):
+    """The database cannot be reached, is busy past the timeout, or refuses writes."""
+
+    code = "HSK-503-UNAVAILABLE"
+
+
+class MigrationError(StorageError):
+    """The schema history and the shipped migrations disagree, or a migration failed."""
+
+    code = "HSK-500-MIGRATION"
+
+
+__all__ = [
+    "BackendUnavailableError",
+    "ConflictError",
+    "GuardError",
+    "MigrationError",
+    "NotFoundError",
+    "StorageError",
+    "ValidationError",
+]

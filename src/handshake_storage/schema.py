@@ -1,0 +1,61 @@
+"""A backend-neutral picture of a live schema, as introspection reports it.
+
+Both adapters describe their catalog in these terms, so "the schema on
+SQLite equals the schema on PostgreSQL" is a plain equality of snapshots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Type families: the portable meaning of a declared column type.
+TEXT = "text"
+INTEGER = "integer"
+FLOAT = "float"
+BOOLEAN = "boolean"
+TIMESTAMP = "timestamp"
+
+
+@dataclass(frozen=True, order=True)
+class Column:
+    name: str
+    family: str
+    nullable: bool
+
+
+@dataclass(frozen=True, order=True)
+class ForeignKey:
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    on_delete: str  # "CASCADE", "NO ACTION", ...
+
+
+@dataclass(frozen=True, order=True)
+class Index:
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    unique: bool
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    foreign_keys: tuple[ForeignKey, ...] = ()
+
+
+@dataclass(frozen=True)
+class SchemaSnapshot:
+    tables: dict[str, Table] = field(default_factory=dict)
+    indexes: dict[str, Index] = field(default_factory=dict)
+
+    def without(self, *tables: str) -> SchemaSnapshot:
+        """The snapshot minus some tables (e.g. the migration bookkeeping)."""
+        drop = set(tables)
+        return SchemaSnapshot(
+            {n: t for n, t in self.tables.items() if n not in drop},
+            {n: i for n, i in self.indexes.items() if i.table not in drop},
+        )

@@ -1,0 +1,134 @@
+"""Database URLs: parsing, validation and redaction.
+
+A URL is the one place a secret enters the library, so the redacted form is
+computed once here and is what every message, log record and repr uses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
+
+from platformdirs import user_data_dir
+
+from .errors import ValidationError
+
+ENV_VAR = "HANDSHAKE_DATABASE_URL"
+REDACTED = "***"
+_SECRET_KEYS = frozenset({"password", "passwd", "sslpassword"})
+_SCHEMES = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql"}
+
+
+def default_sqlite_path() -> Path:
+    """The embedded database a laptop uses when nothing else is configured."""
+    return Path(user_data_dir("handshake", appauthor=False)) / "handshake.db"
+
+
+def default_url() -> str:
+    return os.environ.get(ENV_VAR) or f"sqlite:///{default_sqlite_path()}"
+
+
+@dataclass(frozen=True)
+class DatabaseURL:
+    """A parsed database URL. ``repr`` and ``str`` never show the password."""
+
+    backend: str  # "sqlite" | "postgresql"
+    raw: str = field(repr=False)
+    redacted: str
+    path: Path | None = None  # sqlite only
+    params: dict[str, str] = field(default_factory=dict, repr=False)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    def __str__(self) -> str:
+        return self.redacted
+
+    def __repr__(self) -> str:
+        return f"DatabaseURL({self.redacted!r})"
+
+    def scrub(self, text: str) -> str:
+        """Remove every secret of this URL from ``text`` (e.g. a driver message)."""
+        return scrub(text, self.secrets)
+
+
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def parse_url(url: str) -> DatabaseURL:
+    """Parse and validate ``url``; raise :class:`ValidationError` if unusable."""
+    if not isinstance(url, str) or not url:
+        raise ValidationError("database URL must be a non-empty string")
+    if _CONTROL.search(url):
+        raise ValidationError("database URL contains control characters")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ValidationError(f"malformed database URL: {redact(url)}") from exc
+    backend = _SCHEMES.get(parts.scheme.lower())
+    if backend is None:
+        raise ValidationError(
+            f"unsupported database URL scheme {parts.scheme!r}: "
+            "use sqlite:///path/to/file.db or postgresql://..."
+        )
+    secrets = _secrets_of(parts)
+    redacted = redact(url)
+    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if backend == "sqlite":
+        if parts.netloc:
+            raise ValidationError(
+                f"a sqlite URL has no host: write sqlite:///relative.db or "
+                f"sqlite:////absolute.db, not {redacted}"
+            )
+        raw_path = unquote(parts.path)
+        path_text = raw_path[1:] if raw_path.startswith("/") else raw_path
+        if not path_text or path_text == ":memory:":
+            raise ValidationError("a sqlite URL must name a database file")
+        return DatabaseURL(
+            backend, url, redacted, path=Path(path_text), params=params, secrets=secrets
+        )
+    if not parts.path.strip("/") and not parts.netloc and "host" not in params:
+        raise ValidationError(f"a postgresql URL needs a host or a database: {redacted}")
+    return DatabaseURL(backend, url, redacted, params=params, secrets=secrets)
+
+
+def _secrets_of(parts: object) -> tuple[str, ...]:
+    found: list[str] = []
+    password = getattr(parts, "password", None)
+    if password:
+        found += [password, unquote(password), quote(unquote(password), safe="")]
+    for key, value in parse_qsl(getattr(parts, "query", ""), keep_blank_values=True):
+        if key.lower() in _SECRET_KEYS and value:
+            found += [value, quote(value, safe="")]
+    # Longest first so a secret that contains another is replaced whole.
+    return tuple(sorted(set(found), key=len, reverse=True))
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***``; safe to print."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostinfo = netloc.rpartition("@")
+        if ":" in userinfo:
+            user = userinfo.split(":", 1)[0]
+            netloc = f"{user}:{REDACTED}@{hostinfo}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = "&".join(
+            f"{k}={REDACTED if k.lower() in _SECRET_KEYS else quote(v, safe='/:')}"
+            for k, v in pairs
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
