@@ -10,6 +10,7 @@ the same Database object recovers by itself when the server comes back.
 from __future__ import annotations
 
 import select
+from itertools import count
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -44,6 +45,7 @@ _FAMILIES = {
     "boolean": BOOLEAN,
     "timestamp with time zone": TIMESTAMP,
 }
+_cursor_ids = count()
 _ON_DELETE = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 
 
@@ -293,8 +295,17 @@ class PostgreSQLAdapter(Adapter):
     def stream(
         self, session: Session, sql: str, params: Sequence[Any] = (), batch: int = 2000
     ) -> Iterator[Sequence[Any]]:
-        with session.cursor() as cur:  # type: ignore[attr-defined]
-            yield from cur.stream(self.compile(sql), params, size=batch)
+        """Rows through a server-side cursor, fetched ``batch`` at a time.
+
+        Between fetches the connection is free, so the caller may write on
+        the same session while it reads (the cursor needs a transaction).
+        """
+        name = f"hs_stream_{next(_cursor_ids)}"
+        with session.cursor(name=name) as cur:  # type: ignore[attr-defined]
+            cur.itersize = batch
+            cur.execute(self.compile(sql), params or None)
+            while rows := cur.fetchmany(batch):
+                yield from rows
 
     def describe(self) -> dict[str, str]:
         with self.transaction(mode=Mode.AUTOCOMMIT) as session:

@@ -301,7 +301,7 @@ class SQLiteAdapter(Adapter):
     def stream(
         self, session: Session, sql: str, params: Sequence[Any] = (), batch: int = 2000
     ) -> Iterator[Sequence[Any]]:
-        cursor: Any = session.execute(sql, params)
+        cursor: Any = session.execute(self.compile(sql), params)
         while rows := cursor.fetchmany(batch):
             yield from rows
 

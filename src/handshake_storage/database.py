@@ -1,0 +1,962 @@
+"""The storage interface: one API over SQLite and PostgreSQL.
+
+:class:`Database` holds the business logic, written once. It validates input
+at the boundary (``validation.py``), asks the guard to authorize every
+content write, runs the portable queries of ``queries.py`` through the
+backend adapter, and turns rows into models (``rows.py``). It never sees a
+driver: connections stay inside the adapter's transactions.
+
+Rebuildable data policy: every index and every derived table (the
+``block_terms`` search projection) is declared ``-- @rebuildable`` in the
+migration that creates it. Such objects are never migrated row by row or
+copied between databases; they are dropped and recomputed from the canonical
+tables (``handshake-storage indexes rebuild``), and ``indexes verify`` proves
+a rebuild reproduces the current state. The projection is kept current in
+the same transaction as every block write.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from uuid import UUID
+
+from . import rows, search
+from . import validation as check
+from .backends import Options, create_adapter
+from .backends.base import AUTOCOMMIT, SNAPSHOT, WRITE, Adapter
+from .errors import (
+    GuardError,
+    NotFoundError,
+    StorageError,
+    ValidationError,
+)
+from .guard import DefaultStorageGuard, MutationMetadata, StorageGuard, WriteContext
+from .migrator import MigrationState, Migrator, Plan
+from .models import (
+    TERMINAL_JOB_STATES,
+    AccessMode,
+    AiJob,
+    Block,
+    BlockUpdate,
+    Canvas,
+    CanvasEdge,
+    CanvasGraph,
+    CanvasNode,
+    Document,
+    EntityRef,
+    JobMetrics,
+    JobState,
+    JobStatusUpdate,
+    NewAiJob,
+    NewBlock,
+    NewCanvas,
+    NewCanvasEdge,
+    NewCanvasNode,
+    NewDocument,
+    NewNodeExecution,
+    NewWorkspace,
+    OperationType,
+    PlannedOperation,
+    PruneReport,
+    SafetyMode,
+    WorkflowNodeExecution,
+    WorkflowRun,
+    Workspace,
+    WriteActorKind,
+)
+from .queries import PORTABLE, placeholders
+from .schema import SchemaSnapshot
+from .url import default_url, parse_url
+
+T = TypeVar("T")
+
+#: Ids per statement when deleting or measuring many rows at once.
+_ID_BATCH = 500
+
+
+def open_database(
+    url: str | None = None, *, guard: StorageGuard | None = None, **options: Any
+) -> Database:
+    """Open the database at ``url`` (default: ``HANDSHAKE_DATABASE_URL`` or the
+    embedded SQLite file). Options: see :class:`handshake_storage.backends.Options`.
+
+    Nothing is connected until the first call; use :meth:`Database.ping` to
+    check reachability up front.
+    """
+    parsed = parse_url(url if url is not None else default_url())
+    try:
+        opts = Options(**options)
+    except TypeError as exc:
+        raise ValidationError(f"unknown option: {exc}") from None
+    _check_options(opts)
+    if guard is not None and not isinstance(guard, StorageGuard):
+        raise ValidationError("guard must have a validate_write(ctx, resource_id) method")
+    return Database(create_adapter(parsed, opts), guard)
+
+
+def _check_options(opts: Options) -> None:
+    if check.integer(opts.pool_size, "pool_size") < 1:
+        raise ValidationError("pool_size must be at least 1")
+    for name in ("pool_timeout", "connect_timeout", "busy_timeout", "lock_timeout"):
+        value = check.number(getattr(opts, name), name)
+        if not 0 < value < 10**6:
+            raise ValidationError(f"{name} must be a positive number of seconds")
+    if opts.statement_timeout is not None and check.number(
+        opts.statement_timeout, "statement_timeout"
+    ) <= 0:
+        raise ValidationError("statement_timeout must be positive")
+    check.boolean(opts.read_only, "read_only")
+    check.text(opts.synchronous, "synchronous")
+
+
+class Database:
+    """A Handshake database. Thread-safe; use as a context manager or call
+    :meth:`close`. Content ids are ``str``; job, trace, run and execution ids
+    are ``uuid.UUID``; datetimes are timezone-aware UTC."""
+
+    def __init__(self, adapter: Adapter, guard: StorageGuard | None = None) -> None:
+        self._adapter = adapter
+        self._guard: StorageGuard = guard if guard is not None else DefaultStorageGuard()
+        self._q = PORTABLE.compiled_for(adapter)
+        self._tx = adapter.transaction
+        self._ts = adapter.decode_timestamp
+        self._enc = adapter.encode_timestamp
+
+    # -- lifecycle ------------------------------------------------------------
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._adapter.features.name
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password masked."""
+        return self._adapter.url.redacted
+
+    def __repr__(self) -> str:
+        return f"Database({self.url!r})"
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every pooled connection; later calls raise BackendUnavailableError."""
+        self._adapter.close()
+
+    def ping(self) -> None:
+        """Round-trip to the database; raises BackendUnavailableError if unreachable."""
+        with self._tx(AUTOCOMMIT) as s:
+            s.execute(self._q.ping).fetchone()
+
+    def describe(self) -> dict[str, str]:
+        """Backend facts (version, file or server) for diagnostics; no secrets."""
+        return self._adapter.describe()
+
+    def schema(self) -> SchemaSnapshot:
+        """The live schema as a backend-neutral snapshot (tables, keys, indexes)."""
+        with self._tx(SNAPSHOT) as s:
+            return self._adapter.introspect(s)
+
+    # -- migrations -------------------------------------------------------------
+
+    def run_migrations(self, target: int | None = None) -> Plan:
+        """Apply pending migrations up to ``target`` (default: all). Safe to call
+        from several processes at once; returns what was applied."""
+        return Migrator(self._adapter).migrate(target)
+
+    def rollback_migrations(self, target: int) -> Plan:
+        """Revert applied migrations above ``target``; returns what was reverted."""
+        return Migrator(self._adapter).rollback(check.non_negative_integer(target, "target"))
+
+    def migration_status(self) -> list[MigrationState]:
+        """Every known or applied migration with its state and checksum."""
+        return Migrator(self._adapter).status()
+
+    # -- the guard ----------------------------------------------------------------
+
+    def validate_write_with_guard(self, ctx: WriteContext, resource_id: str) -> MutationMetadata:
+        """Ask the guard whether ``ctx`` may write ``resource_id``; writes nothing."""
+        return self._authorize(ctx, check.identifier(resource_id, "resource_id"))
+
+    def _authorize(self, ctx: Any, resource_id: str) -> MutationMetadata:
+        ctx = _normalized_context(ctx)
+        try:
+            meta = self._guard.validate_write(ctx, resource_id)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise GuardError(f"the storage guard failed: {exc}") from None
+        if not isinstance(meta, MutationMetadata):
+            raise GuardError("the storage guard did not return MutationMetadata")
+        check.timestamp(meta.timestamp, "guard timestamp")
+        return meta
+
+    def _trace(self, meta: MutationMetadata) -> tuple[Any, ...]:
+        return (
+            self._enc(meta.timestamp),
+            meta.actor_kind.value,
+            meta.actor_id,
+            rows.opt_str(meta.job_id),
+            rows.opt_str(meta.workflow_id),
+            str(meta.edit_event_id),
+        )
+
+    # -- workspaces ---------------------------------------------------------------
+
+    def list_workspaces(self) -> list[Workspace]:
+        """All workspaces, oldest first (ties by id)."""
+        ts = self._ts
+        with self._tx(AUTOCOMMIT) as s:
+            return [rows.workspace(r, ts) for r in s.execute(self._q.list_workspaces).fetchall()]
+
+    def get_workspace(self, id: str) -> Workspace | None:
+        """The workspace, or ``None`` if there is none with this id."""
+        id = check.identifier(id, "workspace id")
+        with self._tx(AUTOCOMMIT) as s:
+            r = s.execute(self._q.get_workspace, (id,)).fetchone()
+        return None if r is None else rows.workspace(r, self._ts)
+
+    def create_workspace(self, ctx: WriteContext, workspace: NewWorkspace) -> Workspace:
+        """Insert a workspace; ConflictError if the id is taken."""
+        new = _expect(workspace, NewWorkspace, "workspace")
+        name = check.text(new.name, "name")
+        id = _new_id(new.id)
+        meta = self._authorize(ctx, id)
+        trace = self._trace(meta)
+        with self._tx(AUTOCOMMIT) as s:
+            s.execute(self._q.insert_workspace, (id, name, trace[0], *trace))
+        return Workspace(id, name, meta.timestamp, meta.timestamp, *_stamp(meta))
+
+    def delete_workspace(self, ctx: WriteContext, id: str) -> None:
+        """Delete a workspace with its documents, blocks and canvases."""
+        id = check.identifier(id, "workspace id")
+        self._authorize(ctx, id)
+        with self._tx(AUTOCOMMIT) as s:
+            deleted = s.execute(self._q.delete_workspace, (id,)).rowcount
+        if not deleted:
+            raise NotFoundError(f"workspace {id!r} does not exist")
+
+    # -- documents ----------------------------------------------------------------
+
+    def list_documents(self, workspace_id: str) -> list[Document]:
+        """The workspace's documents, oldest first (ties by id)."""
+        workspace_id = check.identifier(workspace_id, "workspace id")
+        ts = self._ts
+        with self._tx(AUTOCOMMIT) as s:
+            found = s.execute(self._q.list_documents, (workspace_id,)).fetchall()
+        return [rows.document(r, ts) for r in found]
+
+    def get_document(self, id: str) -> Document:
+        """The document; NotFoundError if missing."""
+        id = check.identifier(id, "document id")
+        with self._tx(AUTOCOMMIT) as s:
+            r = s.execute(self._q.get_document, (id,)).fetchone()
+        if r is None:
+            raise NotFoundError(f"document {id!r} does not exist")
+        return rows.document(r, self._ts)
+
+    def create_document(self, ctx: WriteContext, document: NewDocument) -> Document:
+        """Insert a document into an existing workspace."""
+        new = _expect(document, NewDocument, "document")
+        workspace_id = check.identifier(new.workspace_id, "workspace_id")
+        title = check.text(new.title, "title")
+        id = _new_id(new.id)
+        meta = self._authorize(ctx, id)
+        trace = self._trace(meta)
+        with self._tx(AUTOCOMMIT) as s:
+            s.execute(self._q.insert_document, (id, workspace_id, title, trace[0], *trace))
+        return Document(id, workspace_id, title, meta.timestamp, meta.timestamp, *_stamp(meta))
+
+    def delete_document(self, ctx: WriteContext, id: str) -> None:
+        """Delete a document and its blocks."""
+        id = check.identifier(id, "document id")
+        self._authorize(ctx, id)
+        with self._tx(AUTOCOMMIT) as s:
+            deleted = s.execute(self._q.delete_document, (id,)).rowcount
+        if not deleted:
+            raise NotFoundError(f"document {id!r} does not exist")
+
+    # -- blocks -------------------------------------------------------------------
+
+    def get_blocks(self, document_id: str) -> list[Block]:
+        """The document's blocks by sequence, then id."""
+        document_id = check.identifier(document_id, "document id")
+        ts = self._ts
+        with self._tx(AUTOCOMMIT) as s:
+            found = s.execute(self._q.get_blocks, (document_id,)).fetchall()
+        return [rows.block(r, ts) for r in found]
+
+    def get_block(self, id: str) -> Block:
+        """The block; NotFoundError if missing."""
+        id = check.identifier(id, "block id")
+        with self._tx(AUTOCOMMIT) as s:
+            r = s.execute(self._q.get_block, (id,)).fetchone()
+        if r is None:
+            raise NotFoundError(f"block {id!r} does not exist")
+        return rows.block(r, self._ts)
+
+    def create_block(self, ctx: WriteContext, block: NewBlock) -> Block:
+        """Insert a block and index its terms for search, atomically."""
+        values = _block_values(block)
+        meta = self._authorize(ctx, values[0])
+        trace = self._trace(meta)
+        id, document_id, raw = values[0], values[1], values[4]
+        with self._tx(WRITE) as s:
+            s.execute(self._q.insert_block, (*values, trace[0], *trace))
+            terms = search.rows_for_document(id, document_id, raw)
+            if terms:
+                s.executemany(self._q.insert_terms_for_document, terms)
+        return _block_model(values, meta)
+
+    def update_block(self, ctx: WriteContext, id: str, update: BlockUpdate) -> Block:
+        """Change the given fields of a block; returns the block as stored."""
+        id = check.identifier(id, "block id")
+        upd = _expect(update, BlockUpdate, "update")
+        kind = check.optional_text(upd.kind, "kind")
+        sequence = None if upd.sequence is None else check.integer(upd.sequence, "sequence")
+        raw = check.optional_text(upd.raw_content, "raw_content")
+        display = check.optional_text(upd.display_content, "display_content")
+        derived = check.optional_json_text(upd.derived_content, "derived_content")
+        meta = self._authorize(ctx, id)
+        trace = self._trace(meta)
+        with self._tx(WRITE) as s:
+            r = s.execute(
+                self._q.update_block, (kind, sequence, raw, display, derived, *trace, id)
+            ).fetchone()
+            if r is None:
+                raise NotFoundError(f"block {id!r} does not exist")
+            if raw is not None:
+                s.execute(self._q.delete_terms, (id,))
+                terms = search.rows_for_document(id, r[1], raw)
+                if terms:
+                    s.executemany(self._q.insert_terms_for_document, terms)
+        return rows.block(r, self._ts)
+
+    def delete_block(self, ctx: WriteContext, id: str) -> None:
+        """Delete a block (its search terms go with it)."""
+        id = check.identifier(id, "block id")
+        self._authorize(ctx, id)
+        with self._tx(AUTOCOMMIT) as s:
+            deleted = s.execute(self._q.delete_block, (id,)).rowcount
+        if not deleted:
+            raise NotFoundError(f"block {id!r} does not exist")
+
+    def replace_blocks(
+        self, ctx: WriteContext, document_id: str, blocks: Sequence[NewBlock]
+    ) -> list[Block]:
+        """Replace all blocks of a document at once: all of the new content or,
+        on any failure, none of it. Concurrent replacements of one document
+        serialize. The document is stamped as changed by ``ctx``."""
+        document_id = check.identifier(document_id, "document id")
+        values = [_block_values(b) for b in _sequence(blocks, "blocks")]
+        seen: set[str] = set()
+        for v in values:
+            if v[1] != document_id:
+                raise ValidationError(
+                    f"block {v[0]!r} belongs to document {v[1]!r}, not {document_id!r}"
+                )
+            if v[0] in seen:
+                raise ValidationError(f"block id {v[0]!r} appears twice")
+            seen.add(v[0])
+        meta = self._authorize(ctx, document_id)
+        trace = self._trace(meta)
+        q = self._q
+        with self._tx(WRITE) as s:
+            r = s.execute(q.touch_document, (*trace, document_id)).fetchone()
+            if r is None:
+                raise NotFoundError(f"document {document_id!r} does not exist")
+            workspace_id = r[0]
+            s.execute(q.delete_document_blocks, (document_id,))
+            if values:
+                s.executemany(q.insert_block, [(*v, trace[0], *trace) for v in values])
+                terms = [
+                    t for v in values for t in search.rows_for_workspace(workspace_id, v[0], v[4])
+                ]
+                if terms:
+                    s.executemany(q.insert_terms, terms)
+        return sorted((_block_model(v, meta) for v in values), key=_block_order)
+
+    def search_blocks(self, workspace_id: str, query: str, limit: int = 50) -> list[Block]:
+        """Blocks of the workspace whose raw_content contains every term of
+        ``query`` (Unicode words, case-insensitive), most occurrences first,
+        then by document, sequence and id. A query without words finds nothing."""
+        workspace_id = check.identifier(workspace_id, "workspace id")
+        terms = search.query_terms(check.text(query, "query"))
+        limit = check.integer(limit, "limit")
+        if not 1 <= limit <= 10_000:
+            raise ValidationError("limit must be between 1 and 10000")
+        if len(terms) > search.MAX_QUERY_TERMS:
+            raise ValidationError(f"a query may have at most {search.MAX_QUERY_TERMS} terms")
+        if not terms:
+            return []
+        sql = self._adapter.compile(
+            PORTABLE.search_blocks.replace("{terms}", placeholders(len(terms)))
+        )
+        ts = self._ts
+        with self._tx(AUTOCOMMIT) as s:
+            found = s.execute(sql, (workspace_id, *terms, len(terms), limit)).fetchall()
+        return [rows.block(r, ts) for r in found]
+
+    # -- canvases -----------------------------------------------------------------
+
+    def create_canvas(self, ctx: WriteContext, canvas: NewCanvas) -> Canvas:
+        """Insert an empty canvas into an existing workspace."""
+        new = _expect(canvas, NewCanvas, "canvas")
+        workspace_id = check.identifier(new.workspace_id, "workspace_id")
+        title = check.text(new.title, "title")
+        id = _new_id(new.id)
+        meta = self._authorize(ctx, id)
+        trace = self._trace(meta)
+        with self._tx(AUTOCOMMIT) as s:
+            s.execute(self._q.insert_canvas, (id, workspace_id, title, trace[0], *trace))
+        return Canvas(id, workspace_id, title, meta.timestamp, meta.timestamp, *_stamp(meta))
+
+    def list_canvases(self, workspace_id: str) -> list[Canvas]:
+        """The workspace's canvases, oldest first (ties by id)."""
+        workspace_id = check.identifier(workspace_id, "workspace id")
+        ts = self._ts
+        with self._tx(AUTOCOMMIT) as s:
+            found = s.execute(self._q.list_canvases, (workspace_id,)).fetchall()
+        return [rows.canvas(r, ts) for r in found]
+
+    def get_canvas_with_graph(self, canvas_id: str) -> CanvasGraph:
+        """The canvas with its nodes and edges in stored order, read as one snapshot."""
+        canvas_id = check.identifier(canvas_id, "canvas id")
+        q, ts = self._q, self._ts
+        with self._tx(SNAPSHOT) as s:
+            r = s.execute(q.get_canvas, (canvas_id,)).fetchone()
+            if r is None:
+                raise NotFoundError(f"canvas {canvas_id!r} does not exist")
+            node_rows = s.execute(q.get_nodes, (canvas_id,)).fetchall()
+            edge_rows = s.execute(q.get_edges, (canvas_id,)).fetchall()
+        return CanvasGraph(
+            rows.canvas(r, ts),
+            [rows.node(n, ts) for n in node_rows],
+            [rows.edge(e, ts) for e in edge_rows],
+        )
+
+    def update_canvas_graph(
+        self,
+        ctx: WriteContext,
+        canvas_id: str,
+        nodes: Sequence[NewCanvasNode],
+        edges: Sequence[NewCanvasEdge],
+    ) -> CanvasGraph:
+        """Replace the canvas's whole graph atomically. Every edge must connect
+        nodes of the new graph. Concurrent updates of one canvas serialize."""
+        canvas_id = check.identifier(canvas_id, "canvas id")
+        node_values = [_node_values(n) for n in _sequence(nodes, "nodes")]
+        edge_values = [_edge_values(e) for e in _sequence(edges, "edges")]
+        node_ids = _unique_ids(node_values, "node")
+        _unique_ids(edge_values, "edge")
+        for e in edge_values:
+            for end in (e[1], e[2]):
+                if end not in node_ids:
+                    raise ValidationError(f"edge {e[0]!r} refers to node {end!r}, not in the graph")
+        meta = self._authorize(ctx, canvas_id)
+        trace = self._trace(meta)
+        q = self._q
+        with self._tx(WRITE) as s:
+            r = s.execute(q.touch_canvas, (*trace, canvas_id)).fetchone()
+            if r is None:
+                raise NotFoundError(f"canvas {canvas_id!r} does not exist")
+            s.execute(q.delete_edges, (canvas_id,))
+            s.execute(q.delete_nodes, (canvas_id,))
+            if node_values:
+                s.executemany(
+                    q.insert_node,
+                    [
+                        (i, n[0], canvas_id, n[1], n[2], n[3], n[4], trace[0], *trace)
+                        for i, n in enumerate(node_values)
+                    ],
+                )
+            if edge_values:
+                s.executemany(
+                    q.insert_edge,
+                    [
+                        (i, e[0], canvas_id, e[1], e[2], e[3], trace[0], *trace)
+                        for i, e in enumerate(edge_values)
+                    ],
+                )
+        stamp = _stamp(meta)
+        now = meta.timestamp
+        return CanvasGraph(
+            rows.canvas(r, self._ts),
+            [
+                CanvasNode(n[0], canvas_id, n[1], n[2], n[3], rows.loads(n[4]), now, now, *stamp)
+                for n in node_values
+            ],
+            [CanvasEdge(e[0], canvas_id, e[1], e[2], e[3], now, now, *stamp) for e in edge_values],
+        )
+
+    def delete_canvas(self, ctx: WriteContext, canvas_id: str) -> None:
+        """Delete a canvas with its nodes and edges."""
+        canvas_id = check.identifier(canvas_id, "canvas id")
+        self._authorize(ctx, canvas_id)
+        with self._tx(AUTOCOMMIT) as s:
+            deleted = s.execute(self._q.delete_canvas, (canvas_id,)).rowcount
+        if not deleted:
+            raise NotFoundError(f"canvas {canvas_id!r} does not exist")
+
+    # -- AI jobs ------------------------------------------------------------------
+
+    def create_ai_job(self, job: NewAiJob) -> AiJob:
+        """Insert a job in state ``queued``."""
+        new = _expect(job, NewAiJob, "job")
+        id = uuid.uuid4() if new.id is None else check.uuid(new.id, "id")
+        trace_id = check.uuid(new.trace_id, "trace_id")
+        job_kind = _non_empty(new.job_kind, "job_kind")
+        protocol_id = check.text(new.protocol_id, "protocol_id")
+        profile_id = check.text(new.profile_id, "profile_id")
+        capability_profile_id = check.text(new.capability_profile_id, "capability_profile_id")
+        access_mode = check.enum(AccessMode, new.access_mode, "access_mode")
+        safety_mode = check.enum(SafetyMode, new.safety_mode, "safety_mode")
+        refs = _entity_refs(new.entity_refs)
+        ops = _planned_operations(new.planned_operations)
+        metrics = _metrics(new.metrics)
+        status_reason = check.text(new.status_reason, "status_reason")
+        inputs = check.optional_json_text(new.job_inputs, "job_inputs")
+        pinned = check.boolean(new.is_pinned, "is_pinned")
+        refs_json = check.json_text(rows.entity_refs_to_json(refs), "entity_refs")
+        ops_json = check.json_text(rows.planned_operations_to_json(ops), "planned_operations")
+        metrics_json = check.json_text(rows.metrics_to_json(metrics), "metrics")
+        now = datetime.now(UTC)
+        stored_now = self._enc(now)
+        with self._tx(AUTOCOMMIT) as s:
+            s.execute(
+                self._q.insert_ai_job,
+                (
+                    str(id),
+                    str(trace_id),
+                    None,
+                    job_kind,
+                    JobState.QUEUED.value,
+                    status_reason,
+                    None,
+                    protocol_id,
+                    profile_id,
+                    capability_profile_id,
+                    access_mode.value,
+                    safety_mode.value,
+                    refs_json,
+                    ops_json,
+                    metrics_json,
+                    inputs,
+                    None,
+                    pinned,
+                    stored_now,
+                    stored_now,
+                ),
+            )
+        return AiJob(
+            id=id,
+            trace_id=trace_id,
+            workflow_run_id=None,
+            job_kind=job_kind,
+            status=JobState.QUEUED,
+            status_reason=status_reason,
+            error_message=None,
+            protocol_id=protocol_id,
+            profile_id=profile_id,
+            capability_profile_id=capability_profile_id,
+            access_mode=access_mode,
+            safety_mode=safety_mode,
+            entity_refs=refs,
+            planned_operations=ops,
+            metrics=metrics,
+            job_inputs=rows.loads(inputs),
+            job_outputs=None,
+            is_pinned=pinned,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def get_ai_job(self, job_id: UUID) -> AiJob:
+        """The job; NotFoundError if missing."""
+        key = str(check.uuid(job_id, "job_id"))
+        with self._tx(AUTOCOMMIT) as s:
+            r = s.execute(self._q.get_ai_job, (key,)).fetchone()
+        if r is None:
+            raise NotFoundError(f"AI job {key} does not exist")
+        return rows.ai_job(r, self._ts)
+
+    def update_ai_job_status(self, update: JobStatusUpdate) -> AiJob:
+        """Record a status transition; optional fields left ``None`` keep their value."""
+        upd = _expect(update, JobStatusUpdate, "update")
+        key = str(check.uuid(upd.job_id, "job_id"))
+        status = check.enum(JobState, upd.status, "status")
+        reason = check.text(upd.status_reason, "status_reason")
+        error = check.optional_text(upd.error_message, "error_message")
+        metrics = (
+            None
+            if upd.metrics is None
+            else check.json_text(rows.metrics_to_json(_metrics(upd.metrics)), "metrics")
+        )
+        run_id = rows.opt_str(check.optional_uuid(upd.workflow_run_id, "workflow_run_id"))
+        trace_id = rows.opt_str(check.optional_uuid(upd.trace_id, "trace_id"))
+        outputs = check.optional_json_text(upd.job_outputs, "job_outputs")
+        now = self._enc(datetime.now(UTC))
+        with self._tx(AUTOCOMMIT) as s:
+            r = s.execute(
+                self._q.update_ai_job_status,
+                (status.value, reason, error, metrics, run_id, trace_id, outputs, now, key),
+            ).fetchone()
+        if r is None:
+            raise NotFoundError(f"AI job {key} does not exist")
+        return rows.ai_job(r, self._ts)
+
+    def set_job_outputs(self, job_id: UUID, outputs: Any) -> None:
+        """Store the job's outputs (``None`` clears them)."""
+        key = str(check.uuid(job_id, "job_id"))
+        value = check.optional_json_text(outputs, "outputs")
+        now = self._enc(datetime.now(UTC))
+        with self._tx(AUTOCOMMIT) as s:
+            updated = s.execute(self._q.set_job_outputs, (value, now, key)).rowcount
+        if not updated:
+            raise NotFoundError(f"AI job {key} does not exist")
+
+    def set_job_pinned(self, job_id: UUID, pinned: bool = True) -> None:
+        """Pin a job so retention never removes it (or unpin it)."""
+        key = str(check.uuid(job_id, "job_id"))
+        pinned = check.boolean(pinned, "pinned")
+        now = self._enc(datetime.now(UTC))
+        with self._tx(AUTOCOMMIT) as s:
+            updated = s.execute(self._q.set_job_pinned, (pinned, now, key)).rowcount
+        if not updated:
+            raise NotFoundError(f"AI job {key} does not exist")
+
+    # -- workflows ------------------------------------------------------------------
+
+    def create_workflow_run(
+        self, job_id: UUID, status: JobState, last_heartbeat: datetime | None = None
+    ) -> WorkflowRun:
+        """Start a run of the job; the heartbeat defaults to now."""
+        job = check.uuid(job_id, "job_id")
+        state = check.enum(JobState, status, "status")
+        now = datetime.now(UTC)
+        beat = now if last_heartbeat is None else check.timestamp(last_heartbeat, "last_heartbeat")
+        run_id = uuid.uuid4()
+        stored_now = self._enc(now)
+        with self._tx(AUTOCOMMIT) as s:
+            s.execute(
+                self._q.insert_run,
+                (str(run_id), str(job), state.value, None, self._enc(beat), stored_now, stored_now),
+            )
+        return WorkflowRun(run_id, job, state, None, beat, now, now)
+
+    def update_workflow_run_status(
+        self, run_id: UUID, status: JobState, error_message: str | None = None
+    ) -> WorkflowRun:
+        """Record the run's new status (and error message, or clear it)."""
+        key = str(check.uuid(run_id, "run_id"))
+        state = check.enum(JobState, status, "status")
+        error = check.optional_text(error_message, "error_message")
+        now = self._enc(datetime.now(UTC))
+        with self._tx(AUTOCOMMIT) as s:
+            r = s.execute(self._q.update_run_status, (state.value, error, now, key)).fetchone()
+        if r is None:
+            raise NotFoundError(f"workflow run {key} does not exist")
+        return rows.workflow_run(r, self._ts)
+
+    def heartbeat_workflow(self, run_id: UUID, at: datetime) -> None:
+        """Record that the run was alive at ``at``."""
+        key = str(check.uuid(run_id, "run_id"))
+        beat = self._enc(check.timestamp(at, "at"))
+        now = self._enc(datetime.now(UTC))
+        with self._tx(AUTOCOMMIT) as s:
+            updated = s.execute(self._q.heartbeat_run, (beat, now, key)).rowcount
+        if not updated:
+            raise NotFoundError(f"workflow run {key} does not exist")
+
+    def find_stalled_workflows(self, threshold_secs: float) -> list[WorkflowRun]:
+        """Running runs whose last heartbeat is more than ``threshold_secs`` old."""
+        seconds = check.number(threshold_secs, "threshold_secs")
+        if not 0 <= seconds <= 10**10:
+            raise ValidationError("threshold_secs must be a non-negative number of seconds")
+        cutoff = self._enc(datetime.now(UTC) - timedelta(seconds=seconds))
+        ts = self._ts
+        with self._tx(AUTOCOMMIT) as s:
+            found = s.execute(self._q.stalled_runs, (cutoff,)).fetchall()
+        return [rows.workflow_run(r, ts) for r in found]
+
+    def create_workflow_node_execution(self, execution: NewNodeExecution) -> WorkflowNodeExecution:
+        """Record that a workflow node started executing."""
+        new = _expect(execution, NewNodeExecution, "execution")
+        exec_id = uuid.uuid4() if new.id is None else check.uuid(new.id, "id")
+        run_id = check.uuid(new.workflow_run_id, "workflow_run_id")
+        node_id = check.text(new.node_id, "node_id")
+        node_type = check.text(new.node_type, "node_type")
+        state = check.enum(JobState, new.status, "status")
+        sequence = check.integer(new.sequence, "sequence")
+        started = check.timestamp(new.started_at, "started_at")
+        payload = check.optional_json_text(new.input_payload, "input_payload")
+        now = datetime.now(UTC)
+        stored_now = self._enc(now)
+        with self._tx(AUTOCOMMIT) as s:
+            s.execute(
+                self._q.insert_node_exec,
+                (
+                    str(exec_id),
+                    str(run_id),
+                    node_id,
+                    node_type,
+                    state.value,
+                    sequence,
+                    payload,
+                    None,
+                    None,
+                    self._enc(started),
+                    None,
+                    stored_now,
+                    stored_now,
+                ),
+            )
+        return WorkflowNodeExecution(
+            exec_id,
+            run_id,
+            node_id,
+            node_type,
+            state,
+            sequence,
+            rows.loads(payload),
+            None,
+            None,
+            started,
+            None,
+            now,
+            now,
+        )
+
+    def update_workflow_node_execution_status(
+        self,
+        exec_id: UUID,
+        status: JobState,
+        output: Any = None,
+        error_message: str | None = None,
+    ) -> WorkflowNodeExecution:
+        """Record a node's new status; a terminal status sets ``finished_at``.
+        ``output`` left ``None`` keeps the stored output."""
+        key = str(check.uuid(exec_id, "exec_id"))
+        state = check.enum(JobState, status, "status")
+        payload = check.optional_json_text(output, "output")
+        error = check.optional_text(error_message, "error_message")
+        now = self._enc(datetime.now(UTC))
+        finished = now if state in TERMINAL_JOB_STATES else None
+        with self._tx(AUTOCOMMIT) as s:
+            r = s.execute(
+                self._q.update_node_exec, (state.value, payload, error, finished, now, key)
+            ).fetchone()
+        if r is None:
+            raise NotFoundError(f"node execution {key} does not exist")
+        return rows.node_execution(r, self._ts)
+
+    def list_workflow_node_executions(self, run_id: UUID) -> list[WorkflowNodeExecution]:
+        """The run's node executions, oldest first (ties by id)."""
+        key = str(check.uuid(run_id, "run_id"))
+        ts = self._ts
+        with self._tx(AUTOCOMMIT) as s:
+            found = s.execute(self._q.list_node_execs, (key,)).fetchall()
+        return [rows.node_execution(r, ts) for r in found]
+
+    # -- retention ------------------------------------------------------------------
+
+    def prune_ai_jobs(
+        self, cutoff: datetime, min_versions: int, dry_run: bool = False
+    ) -> PruneReport:
+        """Remove terminal jobs created before ``cutoff`` (with their runs).
+
+        Pinned jobs are never removed; the newest ``min_versions`` unpinned
+        terminal jobs are kept even if expired. ``items_scanned`` counts the
+        expired terminal jobs, each of which is pruned or spared. A dry run
+        changes nothing and reports what would go.
+        """
+        cutoff = check.timestamp(cutoff, "cutoff")
+        keep = check.non_negative_integer(min_versions, "min_versions")
+        dry_run = check.boolean(dry_run, "dry_run")
+        adapter, ts = self._adapter, self._ts
+        scanned = spared_pinned = spared_window = 0
+        doomed: list[str] = []
+        newer_unpinned = 0
+        with self._tx(SNAPSHOT if dry_run else WRITE) as s:
+            for job_id, pinned, created in adapter.stream(s, PORTABLE.terminal_jobs):
+                expired = ts(created) < cutoff
+                if pinned:
+                    spared_pinned += expired
+                elif newer_unpinned < keep:
+                    newer_unpinned += 1
+                    spared_window += expired
+                elif expired:
+                    doomed.append(job_id)
+                scanned += expired
+            freed = 0
+            for chunk in _chunks(doomed, _ID_BATCH):
+                ids = placeholders(len(chunk))
+                sizes = s.execute(
+                    adapter.compile(PORTABLE.job_sizes.replace("{ids}", ids)), chunk
+                ).fetchall()
+                freed += sum(len(v.encode("utf-8")) for r in sizes for v in r[1:] if v)
+                if not dry_run:
+                    s.execute(adapter.compile(PORTABLE.delete_ai_jobs.replace("{ids}", ids)), chunk)
+        return PruneReport(
+            timestamp=datetime.now(UTC),
+            items_scanned=scanned,
+            items_pruned=len(doomed),
+            items_spared_pinned=spared_pinned,
+            items_spared_window=spared_window,
+            total_bytes_freed=freed,
+            dry_run=dry_run,
+            pruned_job_ids=tuple(UUID(i) for i in doomed),
+        )
+
+
+# -- input checking helpers ------------------------------------------------------
+
+
+def _expect(value: Any, cls: type[T], name: str) -> T:
+    if not isinstance(value, cls):
+        raise ValidationError(f"{name} must be a {cls.__name__}, not {type(value).__name__}")
+    return value
+
+
+def _sequence(value: Any, name: str) -> Sequence[Any]:
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        raise ValidationError(f"{name} must be a list, not {type(value).__name__}")
+    return value
+
+
+def _new_id(value: Any) -> str:
+    return str(uuid.uuid4()) if value is None else check.identifier(value, "id")
+
+
+def _non_empty(value: Any, name: str) -> str:
+    value = check.text(value, name)
+    if not value:
+        raise ValidationError(f"{name} must not be empty")
+    return value
+
+
+def _normalized_context(ctx: Any) -> WriteContext:
+    """A WriteContext whose fields have their declared types, so a guard
+    comparing ``actor_kind is WriteActorKind.AI`` cannot be fooled by a str."""
+    if not isinstance(ctx, WriteContext):
+        raise ValidationError(f"ctx must be a WriteContext, not {type(ctx).__name__}")
+    kind = check.enum(WriteActorKind, ctx.actor_kind, "ctx.actor_kind")
+    actor_id = check.optional_text(ctx.actor_id, "ctx.actor_id")
+    job_id = check.optional_uuid(ctx.job_id, "ctx.job_id")
+    workflow_id = check.optional_uuid(ctx.workflow_id, "ctx.workflow_id")
+    if (
+        kind is ctx.actor_kind
+        and actor_id is ctx.actor_id
+        and job_id is ctx.job_id
+        and workflow_id is ctx.workflow_id
+    ):
+        return ctx
+    return WriteContext(kind, actor_id, job_id, workflow_id)
+
+
+def _stamp(meta: MutationMetadata) -> tuple[Any, ...]:
+    """The traceability fields of a model, from the metadata that was stored."""
+    return (meta.actor_kind, meta.actor_id, meta.job_id, meta.workflow_id, meta.edit_event_id)
+
+
+def _block_values(block: Any) -> tuple[str, str, str, int, str, str, str]:
+    """(id, document_id, kind, sequence, raw, display, derived JSON) of a NewBlock."""
+    new = _expect(block, NewBlock, "block")
+    raw = check.text(new.raw_content, "raw_content")
+    display = raw if new.display_content is None else check.text(new.display_content, "display")
+    derived = "{}" if new.derived_content is None else check.json_text(new.derived_content, "d")
+    return (
+        _new_id(new.id),
+        check.identifier(new.document_id, "document_id"),
+        check.text(new.kind, "kind"),
+        check.integer(new.sequence, "sequence"),
+        raw,
+        display,
+        derived,
+    )
+
+
+def _block_model(v: tuple[str, str, str, int, str, str, str], meta: MutationMetadata) -> Block:
+    now = meta.timestamp
+    return Block(v[0], v[1], v[2], v[3], v[4], v[5], rows.loads(v[6]), now, now, *_stamp(meta))
+
+
+def _block_order(b: Block) -> tuple[int, str]:
+    return (b.sequence, b.id)
+
+
+def _node_values(node: Any) -> tuple[str, str, float, float, str]:
+    new = _expect(node, NewCanvasNode, "node")
+    return (
+        _new_id(new.id),
+        check.text(new.kind, "kind"),
+        check.number(new.position_x, "position_x"),
+        check.number(new.position_y, "position_y"),
+        "{}" if new.data is None else check.json_text(new.data, "data"),
+    )
+
+
+def _edge_values(edge: Any) -> tuple[str, str, str, str]:
+    new = _expect(edge, NewCanvasEdge, "edge")
+    return (
+        _new_id(new.id),
+        check.identifier(new.from_node_id, "from_node_id"),
+        check.identifier(new.to_node_id, "to_node_id"),
+        check.text(new.kind, "kind"),
+    )
+
+
+def _unique_ids(values: list[tuple[Any, ...]], what: str) -> set[str]:
+    ids: set[str] = set()
+    for v in values:
+        if v[0] in ids:
+            raise ValidationError(f"{what} id {v[0]!r} appears twice")
+        ids.add(v[0])
+    return ids
+
+
+def _entity_ref(value: Any, name: str) -> EntityRef:
+    ref = _expect(value, EntityRef, name)
+    return EntityRef(
+        check.text(ref.entity_id, f"{name}.entity_id"),
+        check.text(ref.entity_kind, f"{name}.entity_kind"),
+    )
+
+
+def _entity_refs(value: Any) -> list[EntityRef]:
+    return [_entity_ref(r, "entity_refs[]") for r in _sequence(value, "entity_refs")]
+
+
+def _planned_operations(value: Any) -> list[PlannedOperation]:
+    ops = []
+    for op in _sequence(value, "planned_operations"):
+        op = _expect(op, PlannedOperation, "planned_operations[]")
+        ops.append(
+            PlannedOperation(
+                check.enum(OperationType, op.op_type, "op_type"),
+                _entity_ref(op.target, "target"),
+                check.optional_text(op.description, "description"),
+            )
+        )
+    return ops
+
+
+def _metrics(value: Any) -> JobMetrics:
+    metrics = _expect(value, JobMetrics, "metrics")
+    return JobMetrics(
+        **{
+            name: check.non_negative_integer(getattr(metrics, name), f"metrics.{name}")
+            for name in rows.METRIC_FIELDS
+        }
+    )
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

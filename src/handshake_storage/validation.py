@@ -1,0 +1,186 @@
+"""Checks at the API boundary, identical for every backend.
+
+A value is accepted only if every backend stores it and gives it back
+exactly; otherwise it is refused here with :class:`ValidationError`, before
+any statement runs. That is how "both backends behave identically" holds
+for values one of them could not store (a NUL in PostgreSQL text, a NaN that
+SQLite turns into NULL, an integer beyond 64 bits).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, TypeVar
+from uuid import UUID
+
+from .errors import ValidationError
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+MAX_ID_LENGTH = 255
+
+E = TypeVar("E", bound=Enum)
+
+
+def text(value: Any, name: str) -> str:
+    if type(value) is not str:
+        if not isinstance(value, str):
+            raise ValidationError(f"{name} must be a string, not {type(value).__name__}")
+        value = str.__str__(value)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(
+                f"{name} is not valid Unicode text (it contains a lone surrogate)"
+            ) from None
+    if "\x00" in value:
+        raise ValidationError(f"{name} contains a NUL character, which PostgreSQL cannot store")
+    return value
+
+
+def optional_text(value: Any, name: str) -> str | None:
+    return None if value is None else text(value, name)
+
+
+def identifier(value: Any, name: str) -> str:
+    """A content id: non-empty text of at most 255 characters."""
+    value = text(value, name)
+    if not value or len(value) > MAX_ID_LENGTH:
+        raise ValidationError(f"{name} must be 1 to {MAX_ID_LENGTH} characters long")
+    return value
+
+
+def integer(value: Any, name: str) -> int:
+    if type(value) is not int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError(f"{name} must be an integer, not {type(value).__name__}")
+        value = int(value)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValidationError(f"{name} does not fit in a signed 64-bit integer")
+    return value
+
+
+def non_negative_integer(value: Any, name: str) -> int:
+    value = integer(value, name)
+    if value < 0:
+        raise ValidationError(f"{name} must not be negative")
+    return value
+
+
+def number(value: Any, name: str) -> float:
+    """A double. NaN is refused (SQLite stores it as NULL); -0.0 becomes 0.0
+    because SQLite does not keep the sign of zero."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"{name} must be a number, not {type(value).__name__}")
+    try:
+        result = float(value)
+    except OverflowError:
+        raise ValidationError(f"{name} is too large for a double") from None
+    if result != result:
+        raise ValidationError(f"{name} is NaN, which cannot be stored as a number")
+    if isinstance(value, int) and result != value:
+        raise ValidationError(f"{name} cannot be represented exactly as a double")
+    return result + 0.0
+
+
+def boolean(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(f"{name} must be a bool, not {type(value).__name__}")
+    return value
+
+
+def timestamp(value: Any, name: str) -> datetime:
+    """A timezone-aware datetime, returned in UTC. Naive datetimes are refused:
+    guessing their zone would store the wrong instant."""
+    if not isinstance(value, datetime):
+        raise ValidationError(f"{name} must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is UTC:
+        return value
+    if value.utcoffset() is None:
+        raise ValidationError(f"{name} is a naive datetime: give it a timezone (UTC)")
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValidationError(f"{name} is outside the representable range in UTC") from None
+
+
+def uuid(value: Any, name: str) -> UUID:
+    if type(value) is UUID:
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise ValidationError(f"{name} must be a UUID, not {_describe(value)}")
+
+
+def optional_uuid(value: Any, name: str) -> UUID | None:
+    return None if value is None else uuid(value, name)
+
+
+def enum(cls: type[E], value: Any, name: str) -> E:
+    try:
+        return cls(value)
+    except (ValueError, TypeError):
+        allowed = ", ".join(m.value for m in cls)  # type: ignore[attr-defined]
+        raise ValidationError(f"{name} must be one of {allowed}; got {_describe(value)}") from None
+
+
+def json_text(value: Any, name: str) -> str:
+    """Serialize a JSON document, refusing anything that would not come back equal:
+    NaN/Infinity, non-string keys, tuples and sets, non-JSON objects."""
+    if type(value) is dict and not value:
+        return "{}"
+    _check_json(value, name)
+    try:
+        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValidationError(f"{name} is not a JSON document: {exc}") from None
+    return text(encoded, name)
+
+
+def optional_json_text(value: Any, name: str) -> str | None:
+    return None if value is None else json_text(value, name)
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _check_json(value: Any, name: str) -> None:
+    stack = [value]
+    seen = 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > 10_000_000:
+            raise ValidationError(f"{name} is too large")
+        kind = type(item)
+        if kind is dict:
+            for key, child in item.items():
+                if type(key) is not str:
+                    raise ValidationError(
+                        f"{name} has a non-string object key {key!r}; JSON keys are strings"
+                    )
+                stack.append(child)
+        elif kind is list:
+            stack.extend(item)
+        elif kind is float:
+            if not math.isfinite(item):
+                raise ValidationError(f"{name} contains {item!r}, which JSON cannot represent")
+        elif kind not in _JSON_SCALARS:
+            raise ValidationError(
+                f"{name} contains a {kind.__name__}, which is not a JSON value "
+                "(use dict, list, str, int, float, bool or None)"
+            )
+
+
+def _describe(value: Any) -> str:
+    text_value = repr(value)
+    if len(text_value) > 60:
+        text_value = text_value[:57] + "..."
+    return f"{type(value).__name__} {text_value}"
