@@ -104,9 +104,10 @@ def _check_options(opts: Options) -> None:
         value = check.number(getattr(opts, name), name)
         if not 0 < value < 10**6:
             raise ValidationError(f"{name} must be a positive number of seconds")
-    if opts.statement_timeout is not None and check.number(
-        opts.statement_timeout, "statement_timeout"
-    ) <= 0:
+    if (
+        opts.statement_timeout is not None
+        and check.number(opts.statement_timeout, "statement_timeout") <= 0
+    ):
         raise ValidationError("statement_timeout must be positive")
     check.boolean(opts.read_only, "read_only")
     check.text(opts.synchronous, "synchronous")

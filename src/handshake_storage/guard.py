@@ -75,9 +75,7 @@ class DefaultStorageGuard:
             raise ValidationError("ctx must be a WriteContext")
         kind = ctx.actor_kind
         if kind is WriteActorKind.AI and (ctx.job_id is None or ctx.workflow_id is None):
-            raise GuardError(
-                f"{SILENT_EDIT}: an AI write needs both a job id and a workflow id"
-            )
+            raise GuardError(f"{SILENT_EDIT}: an AI write needs both a job id and a workflow id")
         return MutationMetadata(
             actor_kind=kind,
             actor_id=ctx.actor_id,

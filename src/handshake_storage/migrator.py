@@ -109,8 +109,8 @@ Progress = Callable[[str, Migration, float | None], None]
 
 def load_migrations(directory: Path | None = None) -> list[Migration]:
     """The migrations shipped with the package (or those in ``directory``)."""
-    root: Any = directory if directory is not None else resources.files(__package__).joinpath(
-        "migrations"
+    root: Any = (
+        directory if directory is not None else resources.files(__package__).joinpath("migrations")
     )
     ups: dict[int, tuple[str, Any]] = {}
     downs: dict[int, tuple[str, Any]] = {}
@@ -298,7 +298,7 @@ class Migrator:
                     raise MigrationError(
                         f"{migration.name}{suffix} line {statement.line} failed: {reason}"
                     ) from None
-            elapsed_ms = int(round((time.perf_counter() - started) * 1000))
+            elapsed_ms = round((time.perf_counter() - started) * 1000)
             if step.direction == "up":
                 session.execute(
                     adapter.compile(
@@ -364,57 +364,70 @@ class Migrator:
         )
 
     def _plan(self, applied: list[AppliedMigration], target: int | None, *, down: bool) -> Plan:
-        self._check_history(applied)
-        current = applied[-1].version if applied else 0
-        if target is None:
-            if down:
-                raise ValidationError("rollback needs a target version (0 reverts everything)")
-            target = self.latest
-        if isinstance(target, bool) or not isinstance(target, int) or target < 0:
-            raise ValidationError(f"target version must be a non-negative integer, not {target!r}")
-        if target > self.latest:
-            raise MigrationError(
-                f"target version {target} is beyond the latest migration ({self.latest:04d})"
-            )
-        if down:
-            if target > current:
-                raise MigrationError(
-                    f"cannot roll back to {target}: the database is at version {current}"
-                )
-            steps = tuple(
-                PlanStep("down", self._by_version[a.version])
-                for a in reversed(applied)
-                if a.version > target
-            )
-        else:
-            if target < current:
-                raise MigrationError(
-                    f"the database is at version {current}, above the target {target}: "
-                    "use rollback to go down"
-                )
-            steps = tuple(
-                PlanStep("up", m) for m in self.migrations if current < m.version <= target
-            )
-        return Plan(current, target, steps)
+        return plan_migrations(self.migrations, applied, target, down=down)
 
-    def _check_history(self, applied: Iterable[AppliedMigration]) -> None:
-        for expected, record in enumerate(applied, start=1):
-            migration = self._by_version.get(record.version)
-            if migration is None:
-                raise MigrationError(
-                    f"the database has migration {record.version:04d}_{record.description} "
-                    f"applied, which this version of handshake-storage does not know "
-                    f"(it knows up to {self.latest:04d}): the database is newer than the code"
-                )
-            if record.version != expected:
-                raise MigrationError(
-                    f"the migration history has a gap: {record.version:04d} is applied "
-                    f"but {expected:04d} is not"
-                )
-            if record.checksum != migration.checksum:
-                raise MigrationError(
-                    f"migration {migration.name} was changed after it was applied "
-                    f"(checksum in database {record.checksum[:12]}, file "
-                    f"{migration.checksum[:12]}): restore the file, or accept the edit with "
-                    f"`handshake-storage accept-checksum {record.version} --reason ...`"
-                )
+
+def plan_migrations(
+    migrations: list[Migration],
+    applied: list[AppliedMigration],
+    target: int | None,
+    *,
+    down: bool,
+) -> Plan:
+    """The steps from the ``applied`` history to ``target``; refuses a history
+    the code does not recognise (unknown, drifted or with gaps)."""
+    by_version = {m.version: m for m in migrations}
+    latest = migrations[-1].version if migrations else 0
+    check_history(by_version, latest, applied)
+    current = applied[-1].version if applied else 0
+    if target is None:
+        if down:
+            raise ValidationError("rollback needs a target version (0 reverts everything)")
+        target = latest
+    if isinstance(target, bool) or not isinstance(target, int) or target < 0:
+        raise ValidationError(f"target version must be a non-negative integer, not {target!r}")
+    if target > latest:
+        raise MigrationError(
+            f"target version {target} is beyond the latest migration ({latest:04d})"
+        )
+    if down:
+        if target > current:
+            raise MigrationError(
+                f"cannot roll back to {target}: the database is at version {current}"
+            )
+        steps = tuple(
+            PlanStep("down", by_version[a.version]) for a in reversed(applied) if a.version > target
+        )
+    else:
+        if target < current:
+            raise MigrationError(
+                f"the database is at version {current}, above the target {target}: "
+                "use rollback to go down"
+            )
+        steps = tuple(PlanStep("up", m) for m in migrations if current < m.version <= target)
+    return Plan(current, target, steps)
+
+
+def check_history(
+    by_version: dict[int, Migration], latest: int, applied: Iterable[AppliedMigration]
+) -> None:
+    for expected, record in enumerate(applied, start=1):
+        migration = by_version.get(record.version)
+        if migration is None:
+            raise MigrationError(
+                f"the database has migration {record.version:04d}_{record.description} "
+                f"applied, which this version of handshake-storage does not know "
+                f"(it knows up to {latest:04d}): the database is newer than the code"
+            )
+        if record.version != expected:
+            raise MigrationError(
+                f"the migration history has a gap: {record.version:04d} is applied "
+                f"but {expected:04d} is not"
+            )
+        if record.checksum != migration.checksum:
+            raise MigrationError(
+                f"migration {migration.name} was changed after it was applied "
+                f"(checksum in database {record.checksum[:12]}, file "
+                f"{migration.checksum[:12]}): restore the file, or accept the edit with "
+                f"`handshake-storage accept-checksum {record.version} --reason ...`"
+            )

@@ -24,10 +24,7 @@ BLOCK = (
     f"created_at, updated_at, {TRACE}"
 )
 CANVAS = f"id, workspace_id, title, created_at, updated_at, {TRACE}"
-NODE = (
-    "id, canvas_id, kind, position_x, position_y, data, created_at, updated_at, "
-    f"{TRACE}"
-)
+NODE = f"id, canvas_id, kind, position_x, position_y, data, created_at, updated_at, {TRACE}"
 EDGE = f"id, canvas_id, from_node_id, to_node_id, kind, created_at, updated_at, {TRACE}"
 AI_JOB = (
     "id, trace_id, workflow_run_id, job_kind, status, status_reason, error_message, "
@@ -41,9 +38,7 @@ NODE_EXEC = (
     "output_payload, error_message, started_at, finished_at, created_at, updated_at"
 )
 
-TERMINAL_STATES = (
-    "'completed', 'completed_with_issues', 'failed', 'cancelled', 'poisoned'"
-)
+TERMINAL_STATES = "'completed', 'completed_with_issues', 'failed', 'cancelled', 'poisoned'"
 
 
 def _qualified(alias: str, columns: str) -> str:
@@ -86,9 +81,7 @@ class Queries:
     )
 
     # blocks
-    get_blocks: str = (
-        f"SELECT {BLOCK} FROM blocks WHERE document_id = ? ORDER BY sequence, id{{C}}"
-    )
+    get_blocks: str = f"SELECT {BLOCK} FROM blocks WHERE document_id = ? ORDER BY sequence, id{{C}}"
     get_block: str = f"SELECT {BLOCK} FROM blocks WHERE id = ?"
     insert_block: str = (
         f"INSERT INTO blocks ({BLOCK}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -118,9 +111,7 @@ class Queries:
         f"SELECT {CANVAS} FROM canvases WHERE workspace_id = ? ORDER BY created_at, id{{C}}"
     )
     get_canvas: str = f"SELECT {CANVAS} FROM canvases WHERE id = ?"
-    insert_canvas: str = (
-        f"INSERT INTO canvases ({CANVAS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
+    insert_canvas: str = f"INSERT INTO canvases ({CANVAS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     delete_canvas: str = "DELETE FROM canvases WHERE id = ?"
     # Stamps the canvas and locks its row (PostgreSQL) for a graph replacement.
     touch_canvas: str = (
@@ -135,8 +126,7 @@ class Queries:
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
     insert_edge: str = (
-        f"INSERT INTO canvas_edges (ordinal, {EDGE}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO canvas_edges (ordinal, {EDGE}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
     # AI jobs
@@ -169,9 +159,7 @@ class Queries:
         "UPDATE workflow_runs SET status = ?, error_message = ?, updated_at = ? "
         f"WHERE id = ? RETURNING {RUN}"
     )
-    heartbeat_run: str = (
-        "UPDATE workflow_runs SET last_heartbeat = ?, updated_at = ? WHERE id = ?"
-    )
+    heartbeat_run: str = "UPDATE workflow_runs SET last_heartbeat = ?, updated_at = ? WHERE id = ?"
     stalled_runs: str = (
         f"SELECT {RUN} FROM workflow_runs WHERE status = 'running' AND last_heartbeat < ? "
         "ORDER BY created_at, id{C}"
@@ -203,9 +191,7 @@ class Queries:
 
     def compiled_for(self, compiler: Compiler) -> Queries:
         """This set of queries in ``compiler``'s dialect."""
-        return Queries(
-            **{f.name: compiler.compile(getattr(self, f.name)) for f in fields(self)}
-        )
+        return Queries(**{f.name: compiler.compile(getattr(self, f.name)) for f in fields(self)})
 
 
 PORTABLE = Queries()

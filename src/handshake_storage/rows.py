@@ -69,7 +69,15 @@ def loads(value: str | None) -> Any:
 
 def workspace(r: Row, ts: Decode) -> Workspace:
     return Workspace(
-        r[0], r[1], ts(r[2]), ts(r[3]), ACTOR[r[4]], r[5], opt_uuid(r[6]), opt_uuid(r[7]), UUID(r[8])
+        r[0],
+        r[1],
+        ts(r[2]),
+        ts(r[3]),
+        ACTOR[r[4]],
+        r[5],
+        opt_uuid(r[6]),
+        opt_uuid(r[7]),
+        UUID(r[8]),
     )
 
 
@@ -183,9 +191,7 @@ def ai_job(r: Row, ts: Decode) -> AiJob:
 
 
 def workflow_run(r: Row, ts: Decode) -> WorkflowRun:
-    return WorkflowRun(
-        UUID(r[0]), UUID(r[1]), STATE[r[2]], r[3], ts(r[4]), ts(r[5]), ts(r[6])
-    )
+    return WorkflowRun(UUID(r[0]), UUID(r[1]), STATE[r[2]], r[3], ts(r[4]), ts(r[5]), ts(r[6]))
 
 
 def node_execution(r: Row, ts: Decode) -> WorkflowNodeExecution:

@@ -84,7 +84,7 @@ def _statement(sql: str, tokens: list) -> Statement:
 
 
 @lru_cache(maxsize=1)
-def _dialect():  # noqa: ANN202 - sqlglot is imported lazily
+def _dialect():
     from sqlglot.dialects.postgres import Postgres
 
     return Postgres()

@@ -10,7 +10,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from platformdirs import user_data_dir
 
@@ -118,17 +118,19 @@ def redact(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable URL>"
+    redacted = url
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, _, hostinfo = netloc.rpartition("@")
         if ":" in userinfo:
             user = userinfo.split(":", 1)[0]
-            netloc = f"{user}:{REDACTED}@{hostinfo}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = "&".join(
-            f"{k}={REDACTED if k.lower() in _SECRET_KEYS else quote(v, safe='/:')}"
-            for k, v in pairs
-        )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+            redacted = redacted.replace(netloc, f"{user}:{REDACTED}@{hostinfo}", 1)
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if any(k.lower() in _SECRET_KEYS for k, _ in pairs):
+            query = "&".join(
+                f"{k}={REDACTED if k.lower() in _SECRET_KEYS else quote(v, safe='/:')}"
+                for k, v in pairs
+            )
+            redacted = redacted.replace(parts.query, query, 1)
+    return redacted

@@ -9,6 +9,7 @@ receives a :class:`Session` inside a :class:`Transaction` and gives it back.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -170,10 +171,8 @@ class ConnectionPool(Generic[C]):
                 self._available.notify()
 
     def _safe_close(self, conn: C) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a broken connection may refuse to close
             self._close(conn)
-        except Exception:  # a connection already broken cannot be closed twice
-            pass
 
 
 class Transaction:

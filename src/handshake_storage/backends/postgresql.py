@@ -9,11 +9,12 @@ the same Database object recovers by itself when the server comes back.
 
 from __future__ import annotations
 
+import contextlib
 import select
-from itertools import count
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from itertools import count
 from typing import Any
 
 import psycopg
@@ -27,8 +28,18 @@ from ..errors import (
     StorageError,
     ValidationError,
 )
-from ..schema import BOOLEAN, FLOAT, INTEGER, TEXT, TIMESTAMP, Column, ForeignKey, Index
-from ..schema import SchemaSnapshot, Table
+from ..schema import (
+    BOOLEAN,
+    FLOAT,
+    INTEGER,
+    TEXT,
+    TIMESTAMP,
+    Column,
+    ForeignKey,
+    Index,
+    SchemaSnapshot,
+    Table,
+)
 from ..url import DatabaseURL
 from .base import SNAPSHOT, Adapter, ConnectionPool, Features, Mode, Options, Session
 
@@ -46,7 +57,13 @@ _FAMILIES = {
     "timestamp with time zone": TIMESTAMP,
 }
 _cursor_ids = count()
-_ON_DELETE = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+_ON_DELETE = {
+    "a": "NO ACTION",
+    "r": "RESTRICT",
+    "c": "CASCADE",
+    "n": "SET NULL",
+    "d": "SET DEFAULT",
+}
 
 
 class PgSession(psycopg.Connection[tuple[Any, ...]]):
@@ -92,7 +109,7 @@ class PostgreSQLAdapter(Adapter):
         existing = params.get("options")
         params["options"] = " ".join(([str(existing)] if existing else []) + settings)
         params.setdefault("application_name", "handshake-storage")
-        params["connect_timeout"] = str(max(2, int(round(self.options.connect_timeout))))
+        params["connect_timeout"] = str(max(2, round(self.options.connect_timeout)))
         return make_conninfo(**{k: v for k, v in params.items() if v is not None})
 
     # -- connections ------------------------------------------------------
@@ -169,9 +186,8 @@ class PostgreSQLAdapter(Adapter):
             return MigrationError(
                 f"{where} has no Handshake schema ({detail}); run `handshake-storage migrate`"
             )
-        if (
-            state.startswith(("08", "57P", "53"))
-            or isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+        if state.startswith(("08", "57P", "53")) or isinstance(
+            exc, psycopg.OperationalError | psycopg.InterfaceError
         ):
             return BackendUnavailableError(f"{where} is unavailable: {detail}")
         return StorageError(f"PostgreSQL error on {where}: {detail}")
@@ -214,7 +230,9 @@ class PostgreSQLAdapter(Adapter):
                     ForeignKey(tuple(cols), ref_table, tuple(ref_cols), _ON_DELETE[on_delete])
                 )
         tables = {
-            name: Table(name, tuple(sorted(cols)), pks.get(name, ()), tuple(sorted(fks.get(name, []))))
+            name: Table(
+                name, tuple(sorted(cols)), pks.get(name, ()), tuple(sorted(fks.get(name, [])))
+            )
             for name, cols in columns.items()
         }
         indexes: dict[str, Index] = {}
@@ -259,10 +277,8 @@ class PostgreSQLAdapter(Adapter):
             finally:
                 _close(work)
         finally:
-            try:
+            with contextlib.suppress(psycopg.Error):  # closing the session releases it too
                 lock_conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
-            except psycopg.Error:
-                pass  # closing the session releases it anyway
             _close(lock_conn)
 
     @contextmanager
@@ -364,4 +380,3 @@ def _to_pyformat(sql: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
-

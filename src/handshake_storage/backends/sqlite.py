@@ -23,8 +23,18 @@ from ..errors import (
     StorageError,
     ValidationError,
 )
-from ..schema import BOOLEAN, FLOAT, INTEGER, TEXT, TIMESTAMP, Column, ForeignKey, Index
-from ..schema import SchemaSnapshot, Table
+from ..schema import (
+    BOOLEAN,
+    FLOAT,
+    INTEGER,
+    TEXT,
+    TIMESTAMP,
+    Column,
+    ForeignKey,
+    Index,
+    SchemaSnapshot,
+    Table,
+)
 from ..url import DatabaseURL
 from .base import SNAPSHOT, Adapter, ConnectionPool, Features, Mode, Options, Session
 
@@ -89,9 +99,7 @@ class SQLiteAdapter(Adapter):
                 uri=self.options.read_only,
             )
         except sqlite3.Error as exc:
-            raise BackendUnavailableError(
-                f"cannot open SQLite database {path}: {exc}"
-            ) from None
+            raise BackendUnavailableError(f"cannot open SQLite database {path}: {exc}") from None
         try:
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
