@@ -52,6 +52,11 @@ _BOOTSTRAP = (
 )
 
 
+def bootstrap_statements() -> tuple[str, ...]:
+    """DDL of the bookkeeping tables (portable; ``IF NOT EXISTS``)."""
+    return _BOOTSTRAP
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -174,7 +179,7 @@ class Migrator:
 
     def applied(self) -> list[AppliedMigration]:
         with self.adapter.transaction(AUTOCOMMIT) as session:
-            return self._applied(session)
+            return self.applied_in(session)
 
     def current_version(self) -> int:
         applied = self.applied()
@@ -219,7 +224,7 @@ class Migrator:
     def plan(self, target: int | None = None, *, down: bool = False) -> Plan:
         """What ``migrate``/``rollback`` would run now, without running it."""
         with self.adapter.transaction(AUTOCOMMIT) as session:
-            applied = self._applied(session)
+            applied = self.applied_in(session)
         return self._plan(applied, target, down=down)
 
     # -- writing ------------------------------------------------------------
@@ -270,7 +275,7 @@ class Migrator:
         try:
             with adapter.migration_lock() as session:
                 self._bootstrap(session)
-                plan = self._plan(self._applied(session), target, down=down)
+                plan = self._plan(self.applied_in(session), target, down=down)
                 for step in plan.steps:
                     self._apply(session, step, progress)
                 return plan
@@ -324,10 +329,11 @@ class Migrator:
             progress("done", migration, time.perf_counter() - started)
 
     def _bootstrap(self, session: Session) -> None:
-        for ddl in _BOOTSTRAP:
+        for ddl in bootstrap_statements():
             session.execute(ddl)
 
-    def _applied(self, session: Session) -> list[AppliedMigration]:
+    def applied_in(self, session: Session) -> list[AppliedMigration]:
+        """The applied history as seen by ``session`` (empty if never migrated)."""
         if not self.adapter.has_table(session, VERSION_TABLE):
             return []
         decode = self.adapter.decode_timestamp

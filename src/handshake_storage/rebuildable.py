@@ -1,0 +1,279 @@
+"""Rebuildable objects: indexes and derived tables, read from the migrations.
+
+The ``-- @rebuildable`` markers in the migration files are the single source
+of truth. ``-- @rebuildable index`` precedes a ``CREATE INDEX``;
+``-- @rebuildable derived from=<tables> builder=<name>`` precedes the
+``CREATE TABLE`` of a derived table, whose rows a named builder recomputes
+from canonical tables. The registry replays the migrations up to a version
+(creates add objects, drops remove them), so it describes exactly what a
+database at that version should contain.
+
+Rebuilding drops and recreates objects from their original statements in
+one transaction; verifying does the same, compares fingerprints taken before
+and after (index definitions; derived-table row digests), and rolls back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import search, sqlscript
+from .backends.base import SNAPSHOT, WRITE, Adapter, Session
+from .digest import TableDigest
+from .errors import MigrationError, ValidationError
+from .migrator import Migration, Migrator, load_migrations
+from .schema import SchemaSnapshot
+
+Builder = Callable[[Adapter, Session], int]
+
+#: Named recompute functions for derived tables (``builder=`` in the marker).
+BUILDERS: dict[str, Builder] = {"block_terms": search.rebuild_block_terms}
+
+_NAME = r'"?([A-Za-z_][A-Za-z0-9_]*)"?'
+_CREATE_INDEX = re.compile(
+    rf"^CREATE\s+(UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?{_NAME}\s+ON\s+{_NAME}\s*\((.*)\)\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_CREATE_TABLE = re.compile(rf"^CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?{_NAME}", re.IGNORECASE)
+_DROP = re.compile(rf"^DROP\s+(INDEX|TABLE)\s+(?:IF\s+EXISTS\s+)?{_NAME}", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RebuildableObject:
+    name: str
+    kind: str  # "index" | "derived"
+    table: str  # the indexed table, or the derived table itself
+    source: str  # what it is computed from, for people
+    create_sql: str
+    version: int  # the migration that created it
+    builder: str | None = None
+    derived_from: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+    unique: bool = False
+
+
+@dataclass
+class VerifyResult:
+    name: str
+    equal: bool
+    detail: str
+
+
+def registry(
+    up_to: int | None = None, migrations: list[Migration] | None = None
+) -> list[RebuildableObject]:
+    """The rebuildable objects a database at version ``up_to`` (default:
+    latest) contains, in creation order."""
+    found: dict[str, RebuildableObject] = {}
+    for migration in migrations if migrations is not None else load_migrations():
+        if up_to is not None and migration.version > up_to:
+            break
+        for statement in sqlscript.split(migration.up_sql):
+            _apply(found, statement, migration)
+    return list(found.values())
+
+
+def _apply(
+    found: dict[str, RebuildableObject], statement: sqlscript.Statement, m: Migration
+) -> None:
+    text = " ".join(statement.text.split())
+    markers = {name: args for name, args, _ in statement.markers() if name == "rebuildable"}
+    drop = _DROP.match(text)
+    if drop:
+        name = drop.group(2)
+        found.pop(name, None)
+        if drop.group(1).upper() == "TABLE":
+            for key in [k for k, o in found.items() if o.table == name]:
+                del found[key]
+        return
+    index = _CREATE_INDEX.match(text)
+    if index:
+        if "rebuildable" not in markers:
+            return  # the linter reports unclassified indexes
+        unique, name, table, cols = index.groups()
+        columns = tuple(c.strip().strip('"') for c in cols.split(","))
+        found[name] = RebuildableObject(
+            name=name,
+            kind="index",
+            table=table,
+            source=f"{table}({', '.join(columns)})",
+            create_sql=statement.text,
+            version=m.version,
+            columns=columns,
+            unique=bool(unique),
+        )
+        return
+    table_match = _CREATE_TABLE.match(text)
+    if table_match and "rebuildable" in markers:
+        args = dict(
+            part.split("=", 1) for part in markers["rebuildable"].split()[1:] if "=" in part
+        )
+        kind = markers["rebuildable"].split()[0] if markers["rebuildable"] else ""
+        if kind != "derived" or "builder" not in args or "from" not in args:
+            raise MigrationError(
+                f"{m.name} line {statement.line}: a rebuildable table needs "
+                "`-- @rebuildable derived from=<tables> builder=<name>`"
+            )
+        name = table_match.group(1)
+        sources = tuple(args["from"].split(","))
+        found[name] = RebuildableObject(
+            name=name,
+            kind="derived",
+            table=name,
+            source=f"{', '.join(sources)} via builder {args['builder']}",
+            create_sql=statement.text,
+            version=m.version,
+            builder=args["builder"],
+            derived_from=sources,
+        )
+
+
+def derived_tables(up_to: int | None = None) -> set[str]:
+    return {o.name for o in registry(up_to) if o.kind == "derived"}
+
+
+def select(objects: list[RebuildableObject], names: list[str] | None) -> list[RebuildableObject]:
+    """The objects named (validated against the registry), or all of them."""
+    if not names:
+        return objects
+    known = {o.name: o for o in objects}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValidationError(
+            f"unknown rebuildable object(s): {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    return [known[n] for n in dict.fromkeys(names)]
+
+
+def _plan(
+    objects: list[RebuildableObject], chosen: list[RebuildableObject]
+) -> list[RebuildableObject]:
+    """Derived tables first, each followed by every index on it; then the
+    remaining indexes. Recreating a derived table recreates its indexes."""
+    derived = [o for o in chosen if o.kind == "derived"]
+    derived_names = {o.name for o in derived}
+    ordered: list[RebuildableObject] = []
+    for table in derived:
+        ordered.append(table)
+        ordered += [o for o in objects if o.kind == "index" and o.table == table.name]
+    ordered += [o for o in chosen if o.kind == "index" and o.table not in derived_names]
+    return ordered
+
+
+def _rebuild_steps(
+    adapter: Adapter,
+    session: Session,
+    plan: list[RebuildableObject],
+    progress: Callable[[str], None] | None,
+) -> None:
+    for obj in plan:
+        if progress:
+            progress(f"rebuilding {obj.kind} {obj.name}")
+        if obj.kind == "derived":
+            session.execute(f"DROP TABLE IF EXISTS {obj.name}")
+            session.execute(obj.create_sql)
+            builder = BUILDERS.get(obj.builder or "")
+            if builder is None:
+                raise MigrationError(f"no builder named {obj.builder!r} for {obj.name}")
+            builder(adapter, session)
+        else:
+            if not any(o.kind == "derived" and o.name == obj.table for o in plan):
+                session.execute(f"DROP INDEX IF EXISTS {obj.name}")
+            session.execute(obj.create_sql)
+
+
+def _current(db: object) -> tuple[Adapter, list[RebuildableObject]]:
+    adapter: Adapter = db._adapter  # type: ignore[attr-defined]
+    version = Migrator(adapter).current_version()
+    return adapter, registry(version)
+
+
+def rebuild(
+    db: object, names: list[str] | None = None, progress: Callable[[str], None] | None = None
+) -> list[str]:
+    """Drop and recreate the named objects (default: all) in one transaction."""
+    adapter, objects = _current(db)
+    plan = _plan(objects, select(objects, names))
+    with adapter.transaction(WRITE) as session:
+        _rebuild_steps(adapter, session, plan, progress)
+    return [o.name for o in plan]
+
+
+class _Rollback(Exception):
+    pass
+
+
+def verify(
+    db: object, names: list[str] | None = None, progress: Callable[[str], None] | None = None
+) -> list[VerifyResult]:
+    """Rebuild inside a transaction, compare with the state before, roll back."""
+    adapter, objects = _current(db)
+    plan = _plan(objects, select(objects, names))
+    results: list[VerifyResult] = []
+    try:
+        with adapter.transaction(WRITE) as session:
+            before = _fingerprints(adapter, session, plan)
+            _rebuild_steps(adapter, session, plan, progress)
+            after = _fingerprints(adapter, session, plan)
+            for obj in plan:
+                old, new = before[obj.name], after[obj.name]
+                results.append(VerifyResult(obj.name, old == new, _describe(obj, old, new)))
+            raise _Rollback
+    except _Rollback:
+        pass
+    return results
+
+
+def _fingerprints(
+    adapter: Adapter, session: Session, plan: list[RebuildableObject]
+) -> dict[str, object]:
+    snapshot: SchemaSnapshot = adapter.introspect(session)
+    prints: dict[str, object] = {}
+    for obj in plan:
+        if obj.kind == "index":
+            index = snapshot.indexes.get(obj.name)
+            prints[obj.name] = None if index is None else (index.table, index.columns, index.unique)
+        else:
+            table = snapshot.tables.get(obj.name)
+            if table is None:
+                prints[obj.name] = None
+                continue
+            names = [c.name for c in table.columns]
+            digest = TableDigest([c.family for c in table.columns], adapter.decode_timestamp)
+            digest.add_all(adapter.stream(session, f"SELECT {', '.join(names)} FROM {obj.name}"))
+            prints[obj.name] = digest
+    return prints
+
+
+def _describe(obj: RebuildableObject, old: object, new: object) -> str:
+    if obj.kind == "derived":
+        if old == new:
+            return f"{new!r} before and after the rebuild"
+        return f"before {old!r}, after the rebuild {new!r}"
+    if old is None:
+        return "missing from the database; a rebuild creates it"
+    if old == new:
+        return f"on {obj.source}, identical after the rebuild"
+    return f"was {old}, the migration declares {new}"
+
+
+def unclassified_indexes(db: object) -> list[str]:
+    """Problems with the live indexes: any index no migration declared
+    rebuildable, and any declared index that is missing."""
+    adapter, objects = _current(db)
+    with adapter.transaction(SNAPSHOT) as session:
+        snapshot = adapter.introspect(session)
+    declared = {o.name for o in objects if o.kind == "index"}
+    problems = [
+        f"index {name} on {index.table} is not declared `-- @rebuildable` in any migration"
+        for name, index in sorted(snapshot.indexes.items())
+        if name not in declared
+    ]
+    problems += [
+        f"index {name} is declared rebuildable but missing from the database"
+        for name in sorted(declared - set(snapshot.indexes))
+    ]
+    return problems

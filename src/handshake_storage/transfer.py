@@ -1,0 +1,259 @@
+"""Copy a whole database to an empty one, between any two backends.
+
+The target is written in ONE transaction: schema (the source's migrations,
+with the source's history rows), canonical rows in foreign-key order, the
+derived tables rebuilt from them, and a read-back verification of every
+table's row count and digest against the digest taken from the source while
+streaming. Any failure, Ctrl-C or kill leaves the target as it was. The
+source is opened read-only and read in one snapshot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import sqlscript
+from .backends import Options, create_adapter
+from .backends.base import SNAPSHOT, WRITE, Adapter, Session
+from .digest import TableDigest
+from .errors import StorageError, ValidationError
+from .migrator import (
+    BOOKKEEPING_TABLES,
+    LOG_TABLE,
+    VERSION_TABLE,
+    Migrator,
+    bootstrap_statements,
+    check_history,
+    load_migrations,
+)
+from .rebuildable import BUILDERS, registry
+from .schema import TIMESTAMP, SchemaSnapshot, Table
+from .url import DatabaseURL, parse_url
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class TableReport:
+    name: str
+    rows: int
+    digest: str
+
+
+@dataclass
+class CopyReport:
+    source: str
+    target: str
+    version: int
+    tables: list[TableReport] = field(default_factory=list)
+    rebuilt: int = 0
+    seconds: float = 0.0
+
+    @property
+    def total_rows(self) -> int:
+        return sum(t.rows for t in self.tables)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.total_rows / self.seconds if self.seconds else 0.0
+
+
+class CopyVerificationError(StorageError):
+    """The target's content differs from the source's after the copy."""
+
+
+def copy_database(
+    source_url: str,
+    target_url: str,
+    *,
+    batch_size: int = 5000,
+    progress: Progress | None = None,
+) -> CopyReport:
+    """Copy ``source_url`` into the empty database at ``target_url`` and verify it."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValidationError("batch_size must be a positive integer")
+    source, target = parse_url(source_url), parse_url(target_url)
+    _refuse_same_database(source, target)
+    created_file = target.backend == "sqlite" and not target.path.expanduser().exists()  # type: ignore[union-attr]
+    src = create_adapter(source, Options(read_only=True, pool_size=2))
+    dst = create_adapter(target, Options(pool_size=2))
+    started = time.perf_counter()
+    try:
+        report = _copy(src, dst, batch_size, progress)
+    except BaseException:
+        dst.close()
+        if created_file:
+            _remove_sqlite_files(target.path.expanduser())  # type: ignore[union-attr]
+        raise
+    finally:
+        src.close()
+    dst.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _copy(src: Adapter, dst: Adapter, batch: int, progress: Progress | None) -> CopyReport:
+    migrations = load_migrations()
+    with src.transaction(SNAPSHOT) as s_session:
+        applied = Migrator(src).applied_in(s_session)
+        check_history({m.version: m for m in migrations}, migrations[-1].version, applied)
+        version = applied[-1].version if applied else 0
+        source_schema = src.introspect(s_session)
+        derived = {o.name for o in registry(version, migrations) if o.kind == "derived"}
+        tables = [
+            VERSION_TABLE,
+            LOG_TABLE,
+            *_dependency_order(source_schema, exclude=derived | set(BOOKKEEPING_TABLES)),
+        ]
+        report = CopyReport(src.url.redacted, dst.url.redacted, version)
+        with dst.transaction(WRITE) as t_session:
+            _require_empty(dst, t_session)
+            for statement in bootstrap_statements():
+                t_session.execute(statement)
+            for migration in migrations[:version]:
+                for statement in sqlscript.split(migration.up_sql):
+                    dst.execute_script_statement(t_session, statement.text)
+            target_schema = dst.introspect(t_session)
+            digests: dict[str, TableDigest] = {}
+            for name in tables:
+                if name not in source_schema.tables:
+                    continue  # an empty source has no bookkeeping tables
+                digests[name] = _copy_table(
+                    src,
+                    s_session,
+                    dst,
+                    t_session,
+                    source_schema.tables[name],
+                    target_schema.tables[name],
+                    batch,
+                    progress,
+                )
+            rebuilt = 0
+            for obj in registry(version, migrations):
+                if obj.kind == "derived" and obj.builder:
+                    BUILDERS[obj.builder](dst, t_session)
+                    rebuilt += 1
+            for name, expected in digests.items():
+                actual = _digest(dst, t_session, target_schema.tables[name])
+                if actual != expected:
+                    raise CopyVerificationError(
+                        f"table {name} differs after the copy: source {expected!r}, "
+                        f"target {actual!r}; the target was left untouched"
+                    )
+                report.tables.append(TableReport(name, actual.count, actual.hexdigest))
+            report.rebuilt = rebuilt
+    return report
+
+
+def _copy_table(
+    src: Adapter,
+    s_session: Session,
+    dst: Adapter,
+    t_session: Session,
+    table: Table,
+    target_table: Table,
+    batch: int,
+    progress: Progress | None,
+) -> TableDigest:
+    if [c.name for c in table.columns] != [c.name for c in target_table.columns]:
+        raise StorageError(f"table {table.name} has different columns on source and target")
+    columns = [c.name for c in table.columns]
+    families = [c.family for c in table.columns]
+    digest = TableDigest(families, src.decode_timestamp)
+    total = 0
+    if progress:
+        total = s_session.execute(f"SELECT COUNT(*) FROM {table.name}").fetchone()[0]
+        progress(table.name, 0, total)
+    convert = _converter(src, dst, families)
+    rows = src.stream(s_session, f"SELECT {', '.join(columns)} FROM {table.name}", batch=batch)
+
+    def tapped() -> Iterator[Sequence[Any]]:
+        add = digest.add
+        for row in rows:
+            add(row)
+            yield convert(row) if convert else row
+            if progress and digest.count % batch == 0:
+                progress(table.name, digest.count, total)
+
+    dst.bulk_insert(t_session, table.name, columns, tapped())
+    if progress:
+        progress(table.name, digest.count, max(total, digest.count))
+    return digest
+
+
+def _converter(
+    src: Adapter, dst: Adapter, families: list[str]
+) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
+    """Values the target cannot take as the source gives them: timestamps
+    travel between text (SQLite) and native (PostgreSQL) form."""
+    if src.features.name == dst.features.name:
+        return None
+    stamps = [i for i, f in enumerate(families) if f == TIMESTAMP]
+    if not stamps:
+        return None
+    decode, encode = src.decode_timestamp, dst.encode_timestamp
+
+    def convert(row: Sequence[Any]) -> Sequence[Any]:
+        values = list(row)
+        for i in stamps:
+            value = values[i]
+            if value is not None:
+                values[i] = encode(decode(value))
+        return values
+
+    return convert
+
+
+def _digest(adapter: Adapter, session: Session, table: Table) -> TableDigest:
+    columns = ", ".join(c.name for c in table.columns)
+    digest = TableDigest([c.family for c in table.columns], adapter.decode_timestamp)
+    return digest.add_all(adapter.stream(session, f"SELECT {columns} FROM {table.name}"))
+
+
+def _dependency_order(schema: SchemaSnapshot, exclude: set[str]) -> list[str]:
+    """Tables so that every table comes after the tables it references."""
+    remaining = {n: t for n, t in schema.tables.items() if n not in exclude}
+    ordered: list[str] = []
+    while remaining:
+        ready = sorted(
+            name
+            for name, table in remaining.items()
+            if all(
+                fk.ref_table == name or fk.ref_table not in remaining for fk in table.foreign_keys
+            )
+        )
+        if not ready:
+            raise StorageError(f"cyclic foreign keys among {sorted(remaining)}")
+        for name in ready:
+            ordered.append(name)
+            del remaining[name]
+    return ordered
+
+
+def _require_empty(adapter: Adapter, session: Session) -> None:
+    tables = sorted(adapter.introspect(session).tables)
+    if tables:
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise ValidationError(
+            f"the target {adapter.url.redacted} is not empty (it has tables {shown}); "
+            "copy needs an empty database"
+        )
+
+
+def _refuse_same_database(source: DatabaseURL, target: DatabaseURL) -> None:
+    if source.backend == target.backend == "sqlite":
+        if source.path.expanduser().absolute() == target.path.expanduser().absolute():  # type: ignore[union-attr]
+            raise ValidationError("source and target are the same SQLite file")
+    elif source.raw == target.raw:
+        raise ValidationError("source and target are the same database")
+
+
+def _remove_sqlite_files(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        candidate = Path(f"{path}{suffix}")
+        if candidate.exists():
+            candidate.unlink()
