@@ -3,7 +3,7 @@
 :class:`Database` holds the business logic, written once. It validates input
 at the boundary (``validation.py``), asks the guard to authorize every
 content write, runs the portable queries of ``queries.py`` through the
-backend adapter, and turns rows into models (``rows.py``). It never sees a
+backend adapter, and wraps rows in lazy records (``models.py``). It never sees a
 driver: connections stay inside the adapter's transactions.
 
 Rebuildable data policy: every index and every derived table (the
@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
-from . import rows, search
+from . import encoding, search
 from . import validation as check
 from .backends import Options, create_adapter
 from .backends.base import AUTOCOMMIT, SNAPSHOT, WRITE, Adapter
@@ -36,6 +36,7 @@ from .errors import (
 from .guard import DefaultStorageGuard, MutationMetadata, StorageGuard, WriteContext
 from .migrator import MigrationState, Migrator, Plan
 from .models import (
+    METRIC_FIELDS,
     TERMINAL_JOB_STATES,
     AccessMode,
     AiJob,
@@ -66,6 +67,7 @@ from .models import (
     WorkflowRun,
     Workspace,
     WriteActorKind,
+    load_json,
 )
 from .queries import PORTABLE, placeholders
 from .schema import SchemaSnapshot
@@ -204,8 +206,8 @@ class Database:
             self._enc(meta.timestamp),
             meta.actor_kind.value,
             meta.actor_id,
-            rows.opt_str(meta.job_id),
-            rows.opt_str(meta.workflow_id),
+            encoding.opt_str(meta.job_id),
+            encoding.opt_str(meta.workflow_id),
             str(meta.edit_event_id),
         )
 
@@ -215,14 +217,16 @@ class Database:
         """All workspaces, oldest first (ties by id)."""
         ts = self._ts
         with self._tx(AUTOCOMMIT) as s:
-            return [rows.workspace(r, ts) for r in s.execute(self._q.list_workspaces).fetchall()]
+            return [
+                Workspace._from_row(r, ts) for r in s.execute(self._q.list_workspaces).fetchall()
+            ]
 
     def get_workspace(self, id: str) -> Workspace | None:
         """The workspace, or ``None`` if there is none with this id."""
         id = check.identifier(id, "workspace id")
         with self._tx(AUTOCOMMIT) as s:
             r = s.execute(self._q.get_workspace, (id,)).fetchone()
-        return None if r is None else rows.workspace(r, self._ts)
+        return None if r is None else Workspace._from_row(r, self._ts)
 
     def create_workspace(self, ctx: WriteContext, workspace: NewWorkspace) -> Workspace:
         """Insert a workspace; ConflictError if the id is taken."""
@@ -252,7 +256,7 @@ class Database:
         ts = self._ts
         with self._tx(AUTOCOMMIT) as s:
             found = s.execute(self._q.list_documents, (workspace_id,)).fetchall()
-        return [rows.document(r, ts) for r in found]
+        return [Document._from_row(r, ts) for r in found]
 
     def get_document(self, id: str) -> Document:
         """The document; NotFoundError if missing."""
@@ -261,7 +265,7 @@ class Database:
             r = s.execute(self._q.get_document, (id,)).fetchone()
         if r is None:
             raise NotFoundError(f"document {id!r} does not exist")
-        return rows.document(r, self._ts)
+        return Document._from_row(r, self._ts)
 
     def create_document(self, ctx: WriteContext, document: NewDocument) -> Document:
         """Insert a document into an existing workspace."""
@@ -292,7 +296,7 @@ class Database:
         ts = self._ts
         with self._tx(AUTOCOMMIT) as s:
             found = s.execute(self._q.get_blocks, (document_id,)).fetchall()
-        return [rows.block(r, ts) for r in found]
+        return [Block._from_row(r, ts) for r in found]
 
     def get_block(self, id: str) -> Block:
         """The block; NotFoundError if missing."""
@@ -301,7 +305,7 @@ class Database:
             r = s.execute(self._q.get_block, (id,)).fetchone()
         if r is None:
             raise NotFoundError(f"block {id!r} does not exist")
-        return rows.block(r, self._ts)
+        return Block._from_row(r, self._ts)
 
     def create_block(self, ctx: WriteContext, block: NewBlock) -> Block:
         """Insert a block and index its terms for search, atomically."""
@@ -338,7 +342,7 @@ class Database:
                 terms = search.rows_for_document(id, r[1], raw)
                 if terms:
                     s.executemany(self._q.insert_terms_for_document, terms)
-        return rows.block(r, self._ts)
+        return Block._from_row(r, self._ts)
 
     def delete_block(self, ctx: WriteContext, id: str) -> None:
         """Delete a block (its search terms go with it)."""
@@ -403,7 +407,7 @@ class Database:
         ts = self._ts
         with self._tx(AUTOCOMMIT) as s:
             found = s.execute(sql, (workspace_id, *terms, len(terms), limit)).fetchall()
-        return [rows.block(r, ts) for r in found]
+        return [Block._from_row(r, ts) for r in found]
 
     # -- canvases -----------------------------------------------------------------
 
@@ -425,7 +429,7 @@ class Database:
         ts = self._ts
         with self._tx(AUTOCOMMIT) as s:
             found = s.execute(self._q.list_canvases, (workspace_id,)).fetchall()
-        return [rows.canvas(r, ts) for r in found]
+        return [Canvas._from_row(r, ts) for r in found]
 
     def get_canvas_with_graph(self, canvas_id: str) -> CanvasGraph:
         """The canvas with its nodes and edges in stored order, read as one snapshot."""
@@ -438,9 +442,9 @@ class Database:
             node_rows = s.execute(q.get_nodes, (canvas_id,)).fetchall()
             edge_rows = s.execute(q.get_edges, (canvas_id,)).fetchall()
         return CanvasGraph(
-            rows.canvas(r, ts),
-            [rows.node(n, ts) for n in node_rows],
-            [rows.edge(e, ts) for e in edge_rows],
+            Canvas._from_row(r, ts),
+            [CanvasNode._from_row(n, ts) for n in node_rows],
+            [CanvasEdge._from_row(e, ts) for e in edge_rows],
         )
 
     def update_canvas_graph(
@@ -489,9 +493,9 @@ class Database:
         stamp = _stamp(meta)
         now = meta.timestamp
         return CanvasGraph(
-            rows.canvas(r, self._ts),
+            Canvas._from_row(r, self._ts),
             [
-                CanvasNode(n[0], canvas_id, n[1], n[2], n[3], rows.loads(n[4]), now, now, *stamp)
+                CanvasNode(n[0], canvas_id, n[1], n[2], n[3], load_json(n[4]), now, now, *stamp)
                 for n in node_values
             ],
             [CanvasEdge(e[0], canvas_id, e[1], e[2], e[3], now, now, *stamp) for e in edge_values],
@@ -525,9 +529,9 @@ class Database:
         status_reason = check.text(new.status_reason, "status_reason")
         inputs = check.optional_json_text(new.job_inputs, "job_inputs")
         pinned = check.boolean(new.is_pinned, "is_pinned")
-        refs_json = check.json_text(rows.entity_refs_to_json(refs), "entity_refs")
-        ops_json = check.json_text(rows.planned_operations_to_json(ops), "planned_operations")
-        metrics_json = check.json_text(rows.metrics_to_json(metrics), "metrics")
+        refs_json = check.json_text(encoding.entity_refs_to_json(refs), "entity_refs")
+        ops_json = check.json_text(encoding.planned_operations_to_json(ops), "planned_operations")
+        metrics_json = check.json_text(encoding.metrics_to_json(metrics), "metrics")
         now = datetime.now(UTC)
         stored_now = self._enc(now)
         with self._tx(AUTOCOMMIT) as s:
@@ -572,7 +576,7 @@ class Database:
             entity_refs=refs,
             planned_operations=ops,
             metrics=metrics,
-            job_inputs=rows.loads(inputs),
+            job_inputs=load_json(inputs),
             job_outputs=None,
             is_pinned=pinned,
             created_at=now,
@@ -586,7 +590,7 @@ class Database:
             r = s.execute(self._q.get_ai_job, (key,)).fetchone()
         if r is None:
             raise NotFoundError(f"AI job {key} does not exist")
-        return rows.ai_job(r, self._ts)
+        return AiJob._from_row(r, self._ts)
 
     def update_ai_job_status(self, update: JobStatusUpdate) -> AiJob:
         """Record a status transition; optional fields left ``None`` keep their value."""
@@ -598,10 +602,10 @@ class Database:
         metrics = (
             None
             if upd.metrics is None
-            else check.json_text(rows.metrics_to_json(_metrics(upd.metrics)), "metrics")
+            else check.json_text(encoding.metrics_to_json(_metrics(upd.metrics)), "metrics")
         )
-        run_id = rows.opt_str(check.optional_uuid(upd.workflow_run_id, "workflow_run_id"))
-        trace_id = rows.opt_str(check.optional_uuid(upd.trace_id, "trace_id"))
+        run_id = encoding.opt_str(check.optional_uuid(upd.workflow_run_id, "workflow_run_id"))
+        trace_id = encoding.opt_str(check.optional_uuid(upd.trace_id, "trace_id"))
         outputs = check.optional_json_text(upd.job_outputs, "job_outputs")
         now = self._enc(datetime.now(UTC))
         with self._tx(AUTOCOMMIT) as s:
@@ -611,7 +615,7 @@ class Database:
             ).fetchone()
         if r is None:
             raise NotFoundError(f"AI job {key} does not exist")
-        return rows.ai_job(r, self._ts)
+        return AiJob._from_row(r, self._ts)
 
     def set_job_outputs(self, job_id: UUID, outputs: Any) -> None:
         """Store the job's outputs (``None`` clears them)."""
@@ -664,7 +668,7 @@ class Database:
             r = s.execute(self._q.update_run_status, (state.value, error, now, key)).fetchone()
         if r is None:
             raise NotFoundError(f"workflow run {key} does not exist")
-        return rows.workflow_run(r, self._ts)
+        return WorkflowRun._from_row(r, self._ts)
 
     def heartbeat_workflow(self, run_id: UUID, at: datetime) -> None:
         """Record that the run was alive at ``at``."""
@@ -685,7 +689,7 @@ class Database:
         ts = self._ts
         with self._tx(AUTOCOMMIT) as s:
             found = s.execute(self._q.stalled_runs, (cutoff,)).fetchall()
-        return [rows.workflow_run(r, ts) for r in found]
+        return [WorkflowRun._from_row(r, ts) for r in found]
 
     def create_workflow_node_execution(self, execution: NewNodeExecution) -> WorkflowNodeExecution:
         """Record that a workflow node started executing."""
@@ -726,7 +730,7 @@ class Database:
             node_type,
             state,
             sequence,
-            rows.loads(payload),
+            load_json(payload),
             None,
             None,
             started,
@@ -756,7 +760,7 @@ class Database:
             ).fetchone()
         if r is None:
             raise NotFoundError(f"node execution {key} does not exist")
-        return rows.node_execution(r, self._ts)
+        return WorkflowNodeExecution._from_row(r, self._ts)
 
     def list_workflow_node_executions(self, run_id: UUID) -> list[WorkflowNodeExecution]:
         """The run's node executions, oldest first (ties by id)."""
@@ -764,7 +768,7 @@ class Database:
         ts = self._ts
         with self._tx(AUTOCOMMIT) as s:
             found = s.execute(self._q.list_node_execs, (key,)).fetchall()
-        return [rows.node_execution(r, ts) for r in found]
+        return [WorkflowNodeExecution._from_row(r, ts) for r in found]
 
     # -- retention ------------------------------------------------------------------
 
@@ -886,7 +890,7 @@ def _block_values(block: Any) -> tuple[str, str, str, int, str, str, str]:
 
 def _block_model(v: tuple[str, str, str, int, str, str, str], meta: MutationMetadata) -> Block:
     now = meta.timestamp
-    return Block(v[0], v[1], v[2], v[3], v[4], v[5], rows.loads(v[6]), now, now, *_stamp(meta))
+    return Block(v[0], v[1], v[2], v[3], v[4], v[5], load_json(v[6]), now, now, *_stamp(meta))
 
 
 def _block_order(b: Block) -> tuple[int, str]:
@@ -954,7 +958,7 @@ def _metrics(value: Any) -> JobMetrics:
     return JobMetrics(
         **{
             name: check.non_negative_integer(getattr(metrics, name), f"metrics.{name}")
-            for name in rows.METRIC_FIELDS
+            for name in METRIC_FIELDS
         }
     )
 

@@ -1,19 +1,26 @@
 """Domain types: what the storage API accepts and returns.
 
-Rows come back as frozen dataclasses so a caller can compare, hash and pass
-them around without aliasing surprises. ``New*`` types are inputs; fields
-left ``None`` get the documented default. Content ids are ``str``; job,
+Results are read-only :class:`~handshake_storage.record.Record` objects that
+compare, hash and print like frozen dataclasses and decode each field on
+first access (so listing a thousand rows costs little more than fetching
+them). ``New*`` types and the small value types are frozen dataclasses;
+fields left ``None`` get the documented default. Content ids are ``str``; job,
 trace, workflow-run and node-execution ids are ``uuid.UUID``; datetimes are
 timezone-aware UTC.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
+
+from .errors import StorageError
+from .record import Record
 
 
 class JobState(StrEnum):
@@ -70,12 +77,135 @@ class OperationType(StrEnum):
 
 
 # --------------------------------------------------------------------------
-# Content: workspaces, documents, blocks, canvases
+# Small value types (stored inside AI jobs as JSON)
 # --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Workspace:
+class EntityRef:
+    entity_id: str
+    entity_kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedOperation:
+    op_type: OperationType
+    target: EntityRef
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobMetrics:
+    duration_ms: int = 0
+    total_tokens: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    entities_read: int = 0
+    entities_written: int = 0
+
+
+METRIC_FIELDS = tuple(JobMetrics.__dataclass_fields__)
+
+# --------------------------------------------------------------------------
+# Decoders: stored value -> API value (see record.Record)
+# --------------------------------------------------------------------------
+
+TimestampDecoder = Callable[[Any], datetime]
+_ACTOR = {m.value: m for m in WriteActorKind}
+_STATE = {m.value: m for m in JobState}
+_ACCESS = {m.value: m for m in AccessMode}
+_SAFETY = {m.value: m for m in SafetyMode}
+_OPERATION = {m.value: m for m in OperationType}
+
+
+def load_json(raw: str | None) -> Any:
+    """Parse stored JSON text; corrupt text is a StorageError, not a ValueError."""
+    if raw is None:
+        return None
+    if raw == "{}":
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise StorageError(f"stored JSON is corrupt: {exc}") from None
+
+
+def _json(raw: Any, ts: TimestampDecoder) -> Any:
+    return load_json(raw)
+
+
+def _ts(raw: Any, ts: TimestampDecoder) -> datetime:
+    return ts(raw)
+
+
+def _opt_ts(raw: Any, ts: TimestampDecoder) -> datetime | None:
+    return None if raw is None else ts(raw)
+
+
+def _uuid(raw: Any, ts: TimestampDecoder) -> UUID:
+    return UUID(raw)
+
+
+def _opt_uuid(raw: Any, ts: TimestampDecoder) -> UUID | None:
+    return None if raw is None else UUID(raw)
+
+
+def _actor(raw: Any, ts: TimestampDecoder) -> WriteActorKind:
+    return _ACTOR[raw]
+
+
+def _state(raw: Any, ts: TimestampDecoder) -> JobState:
+    return _STATE[raw]
+
+
+def _access(raw: Any, ts: TimestampDecoder) -> AccessMode:
+    return _ACCESS[raw]
+
+
+def _safety(raw: Any, ts: TimestampDecoder) -> SafetyMode:
+    return _SAFETY[raw]
+
+
+def _bool(raw: Any, ts: TimestampDecoder) -> bool:
+    return bool(raw)
+
+
+def _entity_refs(raw: Any, ts: TimestampDecoder) -> list[EntityRef]:
+    return [EntityRef(d["entity_id"], d["entity_kind"]) for d in load_json(raw)]
+
+
+def _planned_operations(raw: Any, ts: TimestampDecoder) -> list[PlannedOperation]:
+    return [
+        PlannedOperation(
+            _OPERATION[d["op_type"]],
+            EntityRef(d["target"]["entity_id"], d["target"]["entity_kind"]),
+            d.get("description"),
+        )
+        for d in load_json(raw)
+    ]
+
+
+def _metrics(raw: Any, ts: TimestampDecoder) -> JobMetrics:
+    data = load_json(raw)
+    return JobMetrics(**{k: v for k, v in data.items() if k in METRIC_FIELDS})
+
+
+_TRACE = {
+    "created_at": _ts,
+    "updated_at": _ts,
+    "last_actor_kind": _actor,
+    "last_job_id": _opt_uuid,
+    "last_workflow_id": _opt_uuid,
+    "edit_event_id": _uuid,
+}
+
+# --------------------------------------------------------------------------
+# Content: workspaces, documents, blocks, canvases
+# --------------------------------------------------------------------------
+
+
+class Workspace(Record, decoders=_TRACE):
+    __slots__ = ()
     id: str
     name: str
     created_at: datetime
@@ -93,8 +223,8 @@ class NewWorkspace:
     id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Document:
+class Document(Record, decoders=_TRACE):
+    __slots__ = ()
     id: str
     workspace_id: str
     title: str
@@ -114,8 +244,8 @@ class NewDocument:
     id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Block:
+class Block(Record, decoders={**_TRACE, "derived_content": _json}):
+    __slots__ = ()
     id: str
     document_id: str
     kind: str
@@ -157,8 +287,8 @@ class BlockUpdate:
     derived_content: Any = None
 
 
-@dataclass(frozen=True, slots=True)
-class Canvas:
+class Canvas(Record, decoders=_TRACE):
+    __slots__ = ()
     id: str
     workspace_id: str
     title: str
@@ -178,8 +308,8 @@ class NewCanvas:
     id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CanvasNode:
+class CanvasNode(Record, decoders={**_TRACE, "data": _json}):
+    __slots__ = ()
     id: str
     canvas_id: str
     kind: str
@@ -206,8 +336,8 @@ class NewCanvasNode:
     id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CanvasEdge:
+class CanvasEdge(Record, decoders=_TRACE):
+    __slots__ = ()
     id: str
     canvas_id: str
     from_node_id: str
@@ -242,31 +372,26 @@ class CanvasGraph:
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class EntityRef:
-    entity_id: str
-    entity_kind: str
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedOperation:
-    op_type: OperationType
-    target: EntityRef
-    description: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class JobMetrics:
-    duration_ms: int = 0
-    total_tokens: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    entities_read: int = 0
-    entities_written: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class AiJob:
+class AiJob(
+    Record,
+    decoders={
+        "id": _uuid,
+        "trace_id": _uuid,
+        "workflow_run_id": _opt_uuid,
+        "status": _state,
+        "access_mode": _access,
+        "safety_mode": _safety,
+        "entity_refs": _entity_refs,
+        "planned_operations": _planned_operations,
+        "metrics": _metrics,
+        "job_inputs": _json,
+        "job_outputs": _json,
+        "is_pinned": _bool,
+        "created_at": _ts,
+        "updated_at": _ts,
+    },
+):
+    __slots__ = ()
     id: UUID
     trace_id: UUID
     workflow_run_id: UUID | None
@@ -321,8 +446,18 @@ class JobStatusUpdate:
     job_outputs: Any = None
 
 
-@dataclass(frozen=True, slots=True)
-class WorkflowRun:
+class WorkflowRun(
+    Record,
+    decoders={
+        "id": _uuid,
+        "job_id": _uuid,
+        "status": _state,
+        "last_heartbeat": _ts,
+        "created_at": _ts,
+        "updated_at": _ts,
+    },
+):
+    __slots__ = ()
     id: UUID
     job_id: UUID
     status: JobState
@@ -332,8 +467,21 @@ class WorkflowRun:
     updated_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class WorkflowNodeExecution:
+class WorkflowNodeExecution(
+    Record,
+    decoders={
+        "id": _uuid,
+        "workflow_run_id": _uuid,
+        "status": _state,
+        "input_payload": _json,
+        "output_payload": _json,
+        "started_at": _ts,
+        "finished_at": _opt_ts,
+        "created_at": _ts,
+        "updated_at": _ts,
+    },
+):
+    __slots__ = ()
     id: UUID
     workflow_run_id: UUID
     node_id: str
