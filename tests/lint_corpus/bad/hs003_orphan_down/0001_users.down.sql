@@ -1,0 +1,2 @@
+-- A down migration whose up migration is missing.
+DROP TABLE users;

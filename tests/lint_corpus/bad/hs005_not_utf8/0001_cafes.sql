@@ -1,0 +1,2 @@
+-- Saved as Latin-1: café
+CREATE TABLE cafes (id TEXT NOT NULL PRIMARY KEY);

@@ -1,0 +1,4 @@
+CREATE TABLE counters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL
+);

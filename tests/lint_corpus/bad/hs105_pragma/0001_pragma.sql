@@ -1,0 +1,2 @@
+-- Connection settings belong to the SQLite adapter.
+PRAGMA journal_mode = WAL;

@@ -1,0 +1,4 @@
+CREATE TABLE payloads (
+    id TEXT NOT NULL PRIMARY KEY,
+    body JSONB NOT NULL
+);

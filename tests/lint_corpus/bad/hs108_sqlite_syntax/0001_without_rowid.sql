@@ -1,0 +1,5 @@
+CREATE TABLE pairs (
+    a TEXT NOT NULL,
+    b TEXT NOT NULL,
+    PRIMARY KEY (a, b)
+) WITHOUT ROWID;

@@ -1,0 +1,2 @@
+-- @rebuildable index
+CREATE INDEX CONCURRENTLY idx_pairs_b ON pairs (b);

@@ -1,0 +1,1 @@
+-- Nothing portable can undo it either.

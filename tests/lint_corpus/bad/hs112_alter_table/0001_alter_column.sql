@@ -1,0 +1,2 @@
+-- SQLite has no ALTER COLUMN.
+ALTER TABLE roles ALTER COLUMN name SET NOT NULL;

@@ -1,0 +1,2 @@
+-- Planner statistics are the backend's business, not a migration's.
+ANALYZE roles;

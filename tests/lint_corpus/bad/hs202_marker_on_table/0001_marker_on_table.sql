@@ -1,0 +1,2 @@
+-- @rebuildable index
+CREATE TABLE roles (id TEXT NOT NULL PRIMARY KEY);

@@ -1,0 +1,2 @@
+DROP TABLE role_terms;
+DROP TABLE roles;

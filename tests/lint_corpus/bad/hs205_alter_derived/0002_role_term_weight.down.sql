@@ -1,0 +1,1 @@
+ALTER TABLE role_terms DROP COLUMN weight;

@@ -1,0 +1,2 @@
+-- lint: ignore HS106
+CREATE TABLE payloads (id TEXT NOT NULL PRIMARY KEY, body JSONB NOT NULL);

@@ -1,0 +1,3 @@
+-- Reverts 0001_projects.
+DROP TABLE tasks;
+DROP TABLE projects;

@@ -1,0 +1,2 @@
+DROP TABLE legacy_scores;
+DROP TABLE legacy_codes;
