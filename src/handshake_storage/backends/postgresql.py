@@ -259,27 +259,30 @@ class PostgreSQLAdapter(Adapter):
 
     @contextmanager
     def migration_lock(self) -> Iterator[Session]:
-        """A session-level advisory lock held on its own connection.
+        """A session-level advisory lock, held by the connection the runner works on.
 
-        The runner works on a second connection, so each migration can
-        commit on its own while the lock stays held across the whole run.
+        A session-level lock survives the COMMIT of each migration, so every
+        migration commits on its own while the lock stays held across the
+        whole run. It must be the same session: if the migrator dies, the
+        server releases the lock only when that backend ends, i.e. after its
+        open migration transaction has committed or rolled back. (A lock on a
+        second connection would be freed at once while a COMMIT may still be
+        in flight, and the next migrator would re-apply that migration.)
         """
-        lock_conn = self._connect()
+        work = self._connect()
         try:
             try:
-                lock_conn.execute(f"SET lock_timeout = {int(self.options.lock_timeout * 1000)}")
-                lock_conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+                work.execute(f"SET lock_timeout = {int(self.options.lock_timeout * 1000)}")
+                work.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+                work.execute("RESET lock_timeout")
             except psycopg.Error as exc:
                 raise self.translate_error(exc) from None
-            work = self._connect()
-            try:
-                yield work
-            finally:
-                _close(work)
+            yield work
         finally:
             with contextlib.suppress(psycopg.Error):  # closing the session releases it too
-                lock_conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
-            _close(lock_conn)
+                if not (work.closed or work.broken):
+                    work.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+            _close(work)
 
     @contextmanager
     def migration_step(self, session: Session) -> Iterator[None]:

@@ -9,6 +9,7 @@ from read to write can fail with SQLITE_BUSY without waiting.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -104,13 +105,32 @@ class SQLiteAdapter(Adapter):
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             if not self.options.read_only:
-                conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                self._enable_wal(conn)
             else:
                 conn.execute("PRAGMA query_only = ON")
         except sqlite3.Error as exc:
             conn.close()
             raise self.translate_error(exc) from None
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL, waiting out other connections like any writer does.
+
+        Changing the journal mode needs an exclusive lock, and SQLite returns
+        SQLITE_BUSY at once, without the busy handler, when another connection
+        opens or converts the same new file at that moment (two processes
+        migrating a fresh database). So retry until the busy timeout.
+        """
+        deadline = time.monotonic() + self.options.busy_timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                return
+            except sqlite3.OperationalError as exc:
+                busy = (getattr(exc, "sqlite_errorname", "") or "").startswith("SQLITE_BUSY")
+                if not busy or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.005)
 
     def begin(self, conn: sqlite3.Connection, mode: Mode) -> None:
         conn.execute("BEGIN" if mode is SNAPSHOT else "BEGIN IMMEDIATE")

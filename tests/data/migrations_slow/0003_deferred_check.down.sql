@@ -1,0 +1,2 @@
+DROP TABLE slow_child;
+DROP TABLE slow_parent;
