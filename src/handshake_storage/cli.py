@@ -35,11 +35,11 @@ class Context:
         env = os.environ.get(ENV_VAR)
         if env:
             return env
-        path = default_sqlite_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{path}"
+        return f"sqlite:///{default_sqlite_path()}"
 
     def open(self, **options: Any) -> Database:
+        if not self.explicit_url and not os.environ.get(ENV_VAR):
+            default_sqlite_path().parent.mkdir(parents=True, exist_ok=True)
         return open_database(self.url, **options)
 
 

@@ -169,6 +169,12 @@ class Migrator:
     def __init__(self, adapter: Adapter, migrations: list[Migration] | None = None) -> None:
         self.adapter = adapter
         self.migrations = migrations if migrations is not None else load_migrations()
+        for expected, migration in enumerate(self.migrations, start=1):
+            if migration.version != expected:
+                raise MigrationError(
+                    f"migration versions must run 0001, 0002, ... without gaps; "
+                    f"found {migration.name} where {expected:04d} was expected"
+                )
         self._by_version = {m.version: m for m in self.migrations}
 
     @property
@@ -272,6 +278,7 @@ class Migrator:
 
     def _run(self, target: int | None, *, down: bool, progress: Progress | None) -> Plan:
         adapter = self.adapter
+        _check_target(target, self.latest, down=down)  # before anything is created
         try:
             with adapter.migration_lock() as session:
                 self._bootstrap(session)
@@ -288,17 +295,20 @@ class Migrator:
 
     def _apply(self, session: Session, step: PlanStep, progress: Progress | None) -> None:
         adapter, migration = self.adapter, step.migration
+        statements = sqlscript.split(step.sql)
         if progress:
             progress("start", migration, None)
         started = time.perf_counter()
         with adapter.migration_step(session):
-            for statement in sqlscript.split(step.sql):
+            for statement in statements:
                 try:
                     adapter.execute_script_statement(session, statement.text)
                 except Exception as exc:
                     if not adapter.is_driver_error(exc):
                         raise
-                    reason = adapter.translate_error(exc).message
+                    # The driver's own words: the translated message may advise
+                    # "run migrate", which is what is failing here.
+                    reason = adapter.scrub(str(exc).strip().splitlines()[0])
                     suffix = ".down.sql" if step.direction == "down" else ".sql"
                     raise MigrationError(
                         f"{migration.name}{suffix} line {statement.line} failed: {reason}"
@@ -386,16 +396,7 @@ def plan_migrations(
     latest = migrations[-1].version if migrations else 0
     check_history(by_version, latest, applied)
     current = applied[-1].version if applied else 0
-    if target is None:
-        if down:
-            raise ValidationError("rollback needs a target version (0 reverts everything)")
-        target = latest
-    if isinstance(target, bool) or not isinstance(target, int) or target < 0:
-        raise ValidationError(f"target version must be a non-negative integer, not {target!r}")
-    if target > latest:
-        raise MigrationError(
-            f"target version {target} is beyond the latest migration ({latest:04d})"
-        )
+    target = _check_target(target, latest, down=down)
     if down:
         if target > current:
             raise MigrationError(
@@ -412,6 +413,20 @@ def plan_migrations(
             )
         steps = tuple(PlanStep("up", m) for m in migrations if current < m.version <= target)
     return Plan(current, target, steps)
+
+
+def _check_target(target: int | None, latest: int, *, down: bool) -> int:
+    if target is None:
+        if down:
+            raise ValidationError("rollback needs a target version (0 reverts everything)")
+        return latest
+    if isinstance(target, bool) or not isinstance(target, int) or target < 0:
+        raise ValidationError(f"target version must be a non-negative integer, not {target!r}")
+    if target > latest:
+        raise MigrationError(
+            f"target version {target} is beyond the latest migration ({latest:04d})"
+        )
+    return target
 
 
 def check_history(

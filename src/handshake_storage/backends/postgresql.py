@@ -45,6 +45,8 @@ from .base import SNAPSHOT, Adapter, ConnectionPool, Features, Mode, Options, Se
 
 #: pg_advisory_lock key of the migration runner ("hsk_migr" as bytes).
 MIGRATION_LOCK_KEY = int.from_bytes(b"hsk_migr", "big") & 0x7FFF_FFFF_FFFF_FFFF
+#: pg_advisory_xact_lock key held by each migration transaction ("hsk_step").
+MIGRATION_STEP_KEY = int.from_bytes(b"hsk_step", "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 _FAMILIES = {
     "text": TEXT,
@@ -259,35 +261,46 @@ class PostgreSQLAdapter(Adapter):
 
     @contextmanager
     def migration_lock(self) -> Iterator[Session]:
-        """A session-level advisory lock, held by the connection the runner works on.
+        """A session-level advisory lock held on its own connection.
 
-        A session-level lock survives the COMMIT of each migration, so every
-        migration commits on its own while the lock stays held across the
-        whole run. It must be the same session: if the migrator dies, the
-        server releases the lock only when that backend ends, i.e. after its
-        open migration transaction has committed or rolled back. (A lock on a
-        second connection would be freed at once while a COMMIT may still be
-        in flight, and the next migrator would re-apply that migration.)
+        The runner works on a second connection, so each migration commits on
+        its own while the lock stays held for the whole run. If a migrator is
+        killed, the server drops its lock connection at once, possibly while
+        the work connection's COMMIT is still being processed. Each migration
+        transaction therefore also holds a transaction-level lock, and the
+        next migrator takes that lock as a barrier before reading the history:
+        it waits until the dead migrator's last transaction has ended.
         """
-        work = self._connect()
+        lock_conn = self._connect()
         try:
             try:
-                work.execute(f"SET lock_timeout = {int(self.options.lock_timeout * 1000)}")
-                work.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
-                work.execute("RESET lock_timeout")
+                lock_conn.execute(f"SET lock_timeout = {int(self.options.lock_timeout * 1000)}")
+                lock_conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
             except psycopg.Error as exc:
                 raise self.translate_error(exc) from None
-            yield work
+            work = self._connect()
+            try:
+                try:
+                    work.execute(f"SET lock_timeout = {int(self.options.lock_timeout * 1000)}")
+                    work.execute("BEGIN")
+                    work.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_STEP_KEY,))
+                    work.execute("COMMIT")
+                    work.execute("RESET lock_timeout")
+                except psycopg.Error as exc:
+                    raise self.translate_error(exc) from None
+                yield work
+            finally:
+                _close(work)
         finally:
             with contextlib.suppress(psycopg.Error):  # closing the session releases it too
-                if not (work.closed or work.broken):
-                    work.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
-            _close(work)
+                lock_conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+            _close(lock_conn)
 
     @contextmanager
     def migration_step(self, session: Session) -> Iterator[None]:
         session.execute("BEGIN")
         try:
+            session.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_STEP_KEY,))
             yield
         except BaseException:
             if not (session.closed or session.broken):  # type: ignore[attr-defined]
