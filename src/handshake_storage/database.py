@@ -28,6 +28,7 @@ from . import validation as check
 from .backends import Options, create_adapter
 from .backends.base import AUTOCOMMIT, SNAPSHOT, WRITE, Adapter
 from .errors import (
+    BackendUnavailableError,
     GuardError,
     NotFoundError,
     StorageError,
@@ -160,7 +161,14 @@ class Database:
 
     def describe(self) -> dict[str, str]:
         """Backend facts (version, file or server) for diagnostics; no secrets."""
+        self._check_open()
         return self._adapter.describe()
+
+    def _check_open(self) -> None:
+        # The migrator and describe() connect outside the pool, so they must
+        # check for themselves that the database was not closed.
+        if self._adapter.pool.closed:
+            raise BackendUnavailableError("the database is closed")
 
     def schema(self) -> SchemaSnapshot:
         """The live schema as a backend-neutral snapshot (tables, keys, indexes)."""
@@ -172,10 +180,12 @@ class Database:
     def run_migrations(self, target: int | None = None) -> Plan:
         """Apply pending migrations up to ``target`` (default: all). Safe to call
         from several processes at once; returns what was applied."""
+        self._check_open()
         return Migrator(self._adapter).migrate(target)
 
     def rollback_migrations(self, target: int) -> Plan:
         """Revert applied migrations above ``target``; returns what was reverted."""
+        self._check_open()
         return Migrator(self._adapter).rollback(check.non_negative_integer(target, "target"))
 
     def migration_status(self) -> list[MigrationState]:
@@ -198,8 +208,32 @@ class Database:
             raise GuardError(f"the storage guard failed: {exc}") from None
         if not isinstance(meta, MutationMetadata):
             raise GuardError("the storage guard did not return MutationMetadata")
-        check.timestamp(meta.timestamp, "guard timestamp")
-        return meta
+        # A custom guard's metadata gets the declared types (an enum, UUIDs,
+        # text every backend stores, a UTC timestamp): it is both stored and
+        # returned on the model.
+        try:
+            actor_id = check.optional_text(meta.actor_id, "guard actor_id")
+            if (
+                type(meta.actor_kind) is WriteActorKind
+                and type(meta.timestamp) is datetime
+                and meta.timestamp.tzinfo is UTC
+                and type(meta.edit_event_id) is UUID
+                and (meta.job_id is None or type(meta.job_id) is UUID)
+                and (meta.workflow_id is None or type(meta.workflow_id) is UUID)
+                and actor_id is meta.actor_id
+            ):
+                return meta
+            return MutationMetadata(
+                check.enum(WriteActorKind, meta.actor_kind, "guard actor_kind"),
+                actor_id,
+                check.optional_uuid(meta.job_id, "guard job_id"),
+                check.optional_uuid(meta.workflow_id, "guard workflow_id"),
+                check.uuid(meta.edit_event_id, "guard edit_event_id"),
+                meta.resource_id,
+                check.timestamp(meta.timestamp, "guard timestamp"),
+            )
+        except ValidationError as exc:
+            raise GuardError(f"the storage guard returned invalid metadata: {exc}") from None
 
     def _trace(self, meta: MutationMetadata) -> tuple[Any, ...]:
         return (

@@ -21,6 +21,12 @@ from .errors import ValidationError
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 MAX_ID_LENGTH = 255
+#: Deepest nesting of lists and dicts in a stored JSON document. Reading a
+#: document back recurses once per level, so a deeper one could be written
+#: by a caller with a shallow stack and then be unreadable (RecursionError)
+#: by one with a deeper stack; this leaves about half of Python's default
+#: recursion limit to the reader.
+MAX_JSON_DEPTH = 500
 
 E = TypeVar("E", bound=Enum)
 
@@ -152,23 +158,27 @@ _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
 def _check_json(value: Any, name: str) -> None:
-    stack = [value]
+    stack = [(value, 1)]
     seen = 0
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
         seen += 1
         if seen > 10_000_000:
             raise ValidationError(f"{name} is too large")
         kind = type(item)
-        if kind is dict:
+        if kind is dict or kind is list:
+            if depth > MAX_JSON_DEPTH:
+                raise ValidationError(f"{name} is nested more than {MAX_JSON_DEPTH} levels deep")
+            depth += 1
+            if kind is list:
+                stack.extend([(child, depth) for child in item])
+                continue
             for key, child in item.items():
                 if type(key) is not str:
                     raise ValidationError(
                         f"{name} has a non-string object key {key!r}; JSON keys are strings"
                     )
-                stack.append(child)
-        elif kind is list:
-            stack.extend(item)
+                stack.append((child, depth))
         elif kind is float:
             if not math.isfinite(item):
                 raise ValidationError(f"{name} contains {item!r}, which JSON cannot represent")
