@@ -126,8 +126,8 @@ def load_json(raw: str | None) -> Any:
         return {}
     try:
         return json.loads(raw)
-    except ValueError as exc:
-        raise StorageError(f"stored JSON is corrupt: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise StorageError(f"stored JSON is corrupt or too deeply nested: {exc}") from None
 
 
 def _json(raw: Any, ts: TimestampDecoder) -> Any:
@@ -434,7 +434,10 @@ class NewAiJob:
 
 @dataclass(frozen=True, slots=True)
 class JobStatusUpdate:
-    """A status transition; optional fields left ``None`` keep their value."""
+    """A status transition. ``status``, ``status_reason`` and ``error_message``
+    are set as given (``None`` clears the error); ``metrics``,
+    ``workflow_run_id``, ``trace_id`` and ``job_outputs`` left ``None`` keep
+    their stored value."""
 
     job_id: UUID
     status: JobState

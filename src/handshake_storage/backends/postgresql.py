@@ -69,11 +69,39 @@ _ON_DELETE = {
 
 
 class PgSession(psycopg.Connection[tuple[Any, ...]]):
-    """A psycopg connection with the DB-API ``executemany`` the logic layer uses."""
+    """A psycopg connection with the DB-API ``executemany`` the logic layer uses.
+
+    ``execute`` and ``executemany`` run on one cursor kept with the
+    connection instead of a new cursor per statement: creating a psycopg
+    cursor costs more CPU than a point read's own client-side work (measured
+    for the benchmark suite, bench/). A statement's result is therefore valid
+    until the next statement on the session, so callers read it (fetchone,
+    fetchall, rowcount) before running another one; code that needs several
+    open results opens its own cursors (``stream`` and ``bulk_insert`` do).
+    """
+
+    _hs_cursor: psycopg.Cursor[tuple[Any, ...]] | None = None
+
+    def execute(  # type: ignore[override]
+        self,
+        query: Any,
+        params: Any = None,
+        *,
+        prepare: bool | None = None,
+        binary: bool = False,
+    ) -> psycopg.Cursor[tuple[Any, ...]]:
+        if binary:
+            return super().execute(query, params, prepare=prepare, binary=True)
+        cur = self._hs_cursor
+        if cur is None or cur.closed:
+            cur = self._hs_cursor = self.cursor()
+        return cur.execute(query, params, prepare=prepare)
 
     def executemany(self, query: Any, params_seq: Iterable[Sequence[Any]], /) -> None:
-        with self.cursor() as cur:
-            cur.executemany(query, params_seq)
+        cur = self._hs_cursor
+        if cur is None or cur.closed:
+            cur = self._hs_cursor = self.cursor()
+        cur.executemany(query, params_seq)
 
 
 class PostgreSQLAdapter(Adapter):
@@ -174,7 +202,7 @@ class PostgreSQLAdapter(Adapter):
             )
         if state.startswith("23"):
             return ValidationError(f"constraint violation: {detail}")
-        if state.startswith("22"):
+        if state.startswith("22") or (not state and isinstance(exc, psycopg.DataError)):
             return ValidationError(f"value rejected by PostgreSQL: {detail}")
         if state in ("40001", "40P01"):
             return ConflictError(f"concurrent update, retry the operation: {detail}")

@@ -53,6 +53,26 @@ _FAMILIES = {
 }
 
 
+class SQLiteSession(sqlite3.Connection):
+    """A connection whose ``execute`` and ``executemany`` reuse one cursor.
+
+    ``sqlite3.Connection.execute`` creates a cursor per statement, which costs
+    about as much as a primary-key read itself (measured for the benchmark
+    suite, bench/). A statement's result is valid until the next statement on
+    the session, so callers read it (fetchone, fetchall, rowcount) before
+    running another one; code that needs several open results opens its own
+    cursors (``stream`` does).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        shared = self.cursor()
+        # Instance attributes shadow the methods: the call goes straight to
+        # the cursor's C method, with no Python frame in between.
+        self.execute = shared.execute  # type: ignore[method-assign]
+        self.executemany = shared.executemany  # type: ignore[method-assign]
+
+
 class SQLiteAdapter(Adapter):
     features = Features(
         name="sqlite", row_lock_clause="", binary_collation="", native_bulk_load=False
@@ -98,6 +118,7 @@ class SQLiteAdapter(Adapter):
                 check_same_thread=False,
                 cached_statements=512,
                 uri=self.options.read_only,
+                factory=SQLiteSession,
             )
         except sqlite3.Error as exc:
             raise BackendUnavailableError(f"cannot open SQLite database {path}: {exc}") from None
@@ -159,11 +180,14 @@ class SQLiteAdapter(Adapter):
     # -- errors ---------------------------------------------------------------
 
     def is_driver_error(self, exc: BaseException) -> bool:
-        return isinstance(exc, sqlite3.Error)
+        # sqlite3 raises these two itself while binding a value it cannot store.
+        return isinstance(exc, sqlite3.Error | OverflowError | UnicodeEncodeError)
 
     def translate_error(self, exc: BaseException) -> StorageError:
         if isinstance(exc, StorageError):
             return exc
+        if isinstance(exc, OverflowError | UnicodeEncodeError):
+            return ValidationError(f"value rejected by SQLite: {exc}")
         name = getattr(exc, "sqlite_errorname", "") or ""
         detail = self.scrub(str(exc))
         where = f"SQLite database {self.path}"
@@ -329,7 +353,9 @@ class SQLiteAdapter(Adapter):
     def stream(
         self, session: Session, sql: str, params: Sequence[Any] = (), batch: int = 2000
     ) -> Iterator[Sequence[Any]]:
-        cursor: Any = session.execute(self.compile(sql), params)
+        # Its own cursor: the caller may run statements on the session while
+        # it reads (the session's execute() reuses one cursor).
+        cursor: Any = session.cursor().execute(self.compile(sql), params)  # type: ignore[attr-defined]
         while rows := cursor.fetchmany(batch):
             yield from rows
 
