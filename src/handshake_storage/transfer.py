@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import sqlscript
 from .backends import Options, create_adapter
@@ -118,6 +119,12 @@ def _copy(src: Adapter, dst: Adapter, batch: int, progress: Progress | None) -> 
                 for statement in sqlscript.split(migration.up_sql):
                     dst.execute_script_statement(t_session, statement.text)
             target_schema = dst.introspect(t_session)
+            unknown = sorted(n for n in source_schema.tables if n not in target_schema.tables)
+            if unknown:
+                raise StorageError(
+                    f"the source has table(s) {', '.join(unknown)} that its migrations "
+                    "do not create; copy moves only migrated tables, so nothing was copied"
+                )
             digests: dict[str, TableDigest] = {}
             for name in tables:
                 if name not in source_schema.tables:
@@ -246,10 +253,16 @@ def _require_empty(adapter: Adapter, session: Session) -> None:
 
 def _refuse_same_database(source: DatabaseURL, target: DatabaseURL) -> None:
     if source.backend == target.backend == "sqlite":
-        if source.path.expanduser().absolute() == target.path.expanduser().absolute():  # type: ignore[union-attr]
+        if source.path.expanduser().resolve() == target.path.expanduser().resolve():  # type: ignore[union-attr]
             raise ValidationError("source and target are the same SQLite file")
-    elif source.raw == target.raw:
+    elif source.backend == target.backend and _spelled(source) == _spelled(target):
         raise ValidationError("source and target are the same database")
+
+
+def _spelled(url: DatabaseURL) -> tuple[str, str, list[tuple[str, str]]]:
+    """A PostgreSQL URL regardless of scheme alias and parameter order."""
+    parts = urlsplit(url.raw)
+    return parts.netloc, parts.path, sorted(url.params.items())
 
 
 def _remove_sqlite_files(path: Path) -> None:
