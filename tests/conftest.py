@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,12 +66,15 @@ def _start_pgserver(tmp: Path) -> tuple[str, object]:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+def postgres_server() -> Iterator[PostgresServer]:
     url = os.environ.get("HANDSHAKE_TEST_POSTGRES_URL")
     handle = None
+    # Not under pytest's basetemp: a concurrent pytest session resets the
+    # permissions there, and the server (running as another user) would die.
+    pgroot = Path(tempfile.mkdtemp(prefix="handshake-test-pg-"))
     if not url:
         try:
-            url, handle = _start_pgserver(tmp_path_factory.mktemp("pg"))
+            url, handle = _start_pgserver(pgroot)
         except Exception as exc:  # pragma: no cover - depends on the machine
             message = f"no PostgreSQL available: {exc}"
             if IN_CI:
@@ -87,6 +91,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
     server.close()
     if handle is not None:
         handle.cleanup()  # type: ignore[attr-defined]
+    shutil.rmtree(pgroot, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -130,6 +130,25 @@ def _apply(
         )
 
 
+def populate_derived(adapter: Adapter, session: Session, migration: Migration) -> list[str]:
+    """Fill the derived tables that ``migration`` creates, from the canonical
+    rows already present. The migrator calls this in the migration's own
+    transaction, so a database that gains a projection is never left with an
+    empty one."""
+    created: dict[str, RebuildableObject] = {}
+    for statement in sqlscript.split(migration.up_sql):
+        _apply(created, statement, migration)
+    names = []
+    for obj in created.values():
+        if obj.kind == "derived":
+            builder = BUILDERS.get(obj.builder or "")
+            if builder is None:
+                raise MigrationError(f"{migration.name}: no builder named {obj.builder!r}")
+            builder(adapter, session)
+            names.append(obj.name)
+    return names
+
+
 def derived_tables(up_to: int | None = None) -> set[str]:
     return {o.name for o in registry(up_to) if o.kind == "derived"}
 
