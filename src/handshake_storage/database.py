@@ -70,7 +70,7 @@ from .models import (
     WriteActorKind,
     load_json,
 )
-from .queries import PORTABLE, placeholders
+from .queries import BLOCK, EDGE, NODE, PORTABLE, placeholders
 from .schema import SchemaSnapshot
 from .url import default_url, parse_url
 
@@ -78,6 +78,13 @@ T = TypeVar("T")
 
 #: Ids per statement when deleting or measuring many rows at once.
 _ID_BATCH = 500
+
+#: Column order of the rows given to insert_block / insert_terms /
+#: insert_node / insert_edge, for the adapter's bulk load (COPY).
+_BLOCK_COLUMNS = tuple(c.strip() for c in BLOCK.split(","))
+_TERM_COLUMNS = ("workspace_id", "term", "block_id", "occurrences")
+_NODE_COLUMNS = ("ordinal", *(c.strip() for c in NODE.split(",")))
+_EDGE_COLUMNS = ("ordinal", *(c.strip() for c in EDGE.split(",")))
 
 
 def open_database(
@@ -414,12 +421,14 @@ class Database:
             workspace_id = r[0]
             s.execute(q.delete_document_blocks, (document_id,))
             if values:
-                s.executemany(q.insert_block, [(*v, trace[0], *trace) for v in values])
+                insert = self._adapter.insert_rows
+                rows = [(*v, trace[0], *trace) for v in values]
+                insert(s, "blocks", _BLOCK_COLUMNS, q.insert_block, rows)
                 terms = [
                     t for v in values for t in search.rows_for_workspace(workspace_id, v[0], v[4])
                 ]
                 if terms:
-                    s.executemany(q.insert_terms, terms)
+                    insert(s, "block_terms", _TERM_COLUMNS, q.insert_terms, terms)
         return sorted((_block_model(v, meta) for v in values), key=_block_order)
 
     def search_blocks(self, workspace_id: str, query: str, limit: int = 50) -> list[Block]:
@@ -508,8 +517,12 @@ class Database:
                 raise NotFoundError(f"canvas {canvas_id!r} does not exist")
             s.execute(q.delete_edges, (canvas_id,))
             s.execute(q.delete_nodes, (canvas_id,))
+            insert = self._adapter.insert_rows
             if node_values:
-                s.executemany(
+                insert(
+                    s,
+                    "canvas_nodes",
+                    _NODE_COLUMNS,
                     q.insert_node,
                     [
                         (i, n[0], canvas_id, n[1], n[2], n[3], n[4], trace[0], *trace)
@@ -517,7 +530,10 @@ class Database:
                     ],
                 )
             if edge_values:
-                s.executemany(
+                insert(
+                    s,
+                    "canvas_edges",
+                    _EDGE_COLUMNS,
                     q.insert_edge,
                     [
                         (i, e[0], canvas_id, e[1], e[2], e[3], trace[0], *trace)
