@@ -51,6 +51,38 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+#: A group called without a command shows its help (a usage error in click 8.2+).
+_SHOW_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+class _OneLineUsage:
+    """Bad arguments (a usage error) give a one-line ``error: ...`` and exit 2,
+    like every other failure, instead of click's usage block."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)  # type: ignore[misc, no-any-return]
+        except click.UsageError as exc:
+            if isinstance(exc, _SHOW_HELP):
+                raise
+            fail(f"{exc.format_message()} (see {ctx.command_path} --help)", 2)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)  # type: ignore[misc]
+        except click.UsageError as exc:
+            fail(f"{exc.format_message()} (see {ctx.command_path} --help)", 2)
+
+
+class _Command(_OneLineUsage, click.Command):
+    pass
+
+
+class _Group(_OneLineUsage, click.Group):
+    command_class = _Command
+    group_class = type  # subgroups are _Group too
+
+
 @contextmanager
 def reported() -> Iterator[None]:
     """Turn storage errors into a one-line message and exit status 1."""
@@ -62,7 +94,7 @@ def reported() -> Iterator[None]:
         fail("interrupted", 130)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--database-url",
     metavar="URL",
@@ -73,6 +105,8 @@ def reported() -> Iterator[None]:
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None) -> None:
     """Handshake Storage: migrations, checks, indexes and copies for SQLite and PostgreSQL."""
+    if database_url is not None and not database_url.strip():
+        fail("--database-url is empty")  # never fall back to another database silently
     ctx.obj = Context(database_url)
 
 
@@ -371,10 +405,14 @@ def prune(ctx: Context, days: float, min_versions: int, dry_run: bool) -> None:
     """Remove old terminal AI jobs (pinned jobs are always kept)."""
     from .retention import RetentionPolicy, RetentionService
 
+    try:
+        window = timedelta(days=days)
+    except (ValueError, OverflowError):  # NaN, infinity, beyond timedelta's range
+        window = None
+    if window is None or window < timedelta(0):
+        fail(f"--older-than must be a non-negative number of days, not {days!r}")
     with reported(), ctx.open() as db:
-        if days < 0:
-            fail("--older-than must not be negative")
-        policy = RetentionPolicy(window=timedelta(days=days), min_versions=min_versions)
+        policy = RetentionPolicy(window=window, min_versions=min_versions)
         report = RetentionService(db).run(policy, dry_run=dry_run)
         mode = "dry run: would prune" if dry_run else "pruned"
         click.echo(f"{mode} {report.items_pruned} job(s)")

@@ -79,7 +79,7 @@ def parse_url(url: str) -> DatabaseURL:
             f"unsupported database URL scheme {parts.scheme!r}: "
             "use sqlite:///path/to/file.db or postgresql://..."
         )
-    secrets = _secrets_of(parts)
+    secrets = _secrets_of(parts, url)
     redacted = redact(url)
     params = dict(parse_qsl(parts.query, keep_blank_values=True))
     if backend == "sqlite":
@@ -100,16 +100,49 @@ def parse_url(url: str) -> DatabaseURL:
     return DatabaseURL(backend, url, redacted, params=params, secrets=secrets)
 
 
-def _secrets_of(parts: object) -> tuple[str, ...]:
+def _credentials(url: str) -> tuple[str, str, str] | None:
+    """(prefix up to the user name, password, everything after the ``@``) of a
+    URL with a password, or None.
+
+    Drivers split a URL differently from ``urlsplit`` when an unencoded
+    password holds ``/``, ``?``, ``#`` or ``@`` (``user:pa/ss@host``): the
+    password then ends at the LAST ``@`` after ``//``, not where the network
+    location seems to end, and a message may quote any piece of it.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return None
+    userinfo, _, after = rest.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if not colon or not password:
+        return None
+    return f"{scheme}://{user}", password, after
+
+
+def _pieces(secret: str) -> list[str]:
+    """The secret and the parts a parser may cut it into at URL delimiters."""
+    found = [secret, unquote(secret), quote(unquote(secret), safe="")]
+    found += [p for p in re.split(r"[/?#@:&=]", secret) if len(p) >= 3]
+    return found
+
+
+def _secrets_of(parts: object, url: str = "") -> tuple[str, ...]:
     found: list[str] = []
     password = getattr(parts, "password", None)
     if password:
-        found += [password, unquote(password), quote(unquote(password), safe="")]
-    for key, value in parse_qsl(getattr(parts, "query", ""), keep_blank_values=True):
+        found += _pieces(password)
+    credentials = _credentials(url)
+    if credentials:
+        found += _pieces(credentials[1])
+    fragment = getattr(parts, "fragment", "")
+    pairs = parse_qsl(getattr(parts, "query", ""), keep_blank_values=True)
+    for i, (key, value) in enumerate(pairs):
         if key.lower() in _SECRET_KEYS and value:
-            found += [value, quote(value, safe="")]
+            found += _pieces(value)
+            if fragment and i == len(pairs) - 1:  # "password=a#b": the "#b" belongs to it
+                found += _pieces(f"{value}#{fragment}")
     # Longest first so a secret that contains another is replaced whole.
-    return tuple(sorted(set(found), key=len, reverse=True))
+    return tuple(sorted({f for f in found if f}, key=len, reverse=True))
 
 
 def redact(url: str) -> str:
@@ -120,11 +153,15 @@ def redact(url: str) -> str:
         return "<unparseable URL>"
     redacted = url
     netloc = parts.netloc
+    credentials = _credentials(url)
     if "@" in netloc:
         userinfo, _, hostinfo = netloc.rpartition("@")
         if ":" in userinfo:
             user = userinfo.split(":", 1)[0]
             redacted = redacted.replace(netloc, f"{user}:{REDACTED}@{hostinfo}", 1)
+    elif credentials:  # an unencoded password with a delimiter in it
+        prefix, _, after = credentials
+        redacted = f"{prefix}:{REDACTED}@{after}"
     if parts.query:
         pairs = parse_qsl(parts.query, keep_blank_values=True)
         if any(k.lower() in _SECRET_KEYS for k, _ in pairs):
@@ -133,4 +170,6 @@ def redact(url: str) -> str:
                 for k, v in pairs
             )
             redacted = redacted.replace(parts.query, query, 1)
+            if parts.fragment and pairs[-1][0].lower() in _SECRET_KEYS:
+                redacted = redacted.replace(f"#{parts.fragment}", "", 1)
     return redacted
