@@ -126,24 +126,32 @@ def _copy(src: Adapter, dst: Adapter, batch: int, progress: Progress | None) -> 
                     "do not create; copy moves only migrated tables, so nothing was copied"
                 )
             digests: dict[str, TableDigest] = {}
-            for name in tables:
-                if name not in source_schema.tables:
-                    continue  # an empty source has no bookkeeping tables
-                digests[name] = _copy_table(
-                    src,
-                    s_session,
-                    dst,
-                    t_session,
-                    source_schema.tables[name],
-                    target_schema.tables[name],
-                    batch,
-                    progress,
-                )
             rebuilt = 0
-            for obj in registry(version, migrations):
-                if obj.kind == "derived" and obj.builder:
-                    BUILDERS[obj.builder](dst, t_session)
-                    rebuilt += 1
+            # The backend may load without keys and indexes and restore them
+            # (validated) afterwards; the schema must come back identical.
+            with dst.bulk_load(t_session, sorted(target_schema.tables)):
+                for name in tables:
+                    if name not in source_schema.tables:
+                        continue  # an empty source has no bookkeeping tables
+                    digests[name] = _copy_table(
+                        src,
+                        s_session,
+                        dst,
+                        t_session,
+                        source_schema.tables[name],
+                        target_schema.tables[name],
+                        batch,
+                        progress,
+                    )
+                for obj in registry(version, migrations):
+                    if obj.kind == "derived" and obj.builder:
+                        BUILDERS[obj.builder](dst, t_session)
+                        rebuilt += 1
+            if dst.introspect(t_session) != target_schema:
+                raise StorageError(
+                    "the target's schema differs after restoring its keys and indexes; "
+                    "the target was left untouched"
+                )
             for name, expected in digests.items():
                 actual = _digest(dst, t_session, target_schema.tables[name])
                 if actual != expected:

@@ -344,6 +344,15 @@ class Adapter(ABC):
         self, session: Session, sql: str, params: Sequence[Any] = (), batch: int = 2000
     ) -> Iterator[Sequence[Any]]: ...
 
+    @contextlib.contextmanager
+    def bulk_load(self, session: Session, tables: Sequence[str]) -> Iterator[None]:
+        """Around filling the new, empty ``tables`` with many rows inside one
+        transaction (``copy``). A backend may set their keys, constraints and
+        indexes aside for the load and restore them, validated, at the end;
+        the caller checks that the schema came back identical. The default
+        keeps everything in place."""
+        yield
+
     @abstractmethod
     def execute_script_statement(self, session: Session, statement: str) -> None:
         """Run one DDL/DML statement from a migration file (no parameters)."""

@@ -339,6 +339,58 @@ class PostgreSQLAdapter(Adapter):
     def execute_script_statement(self, session: Session, statement: str) -> None:
         session.execute(statement)
 
+    @contextmanager
+    def bulk_load(self, session: Session, tables: Sequence[str]) -> Iterator[None]:
+        """Load without keys, foreign keys and indexes, then restore them.
+
+        Maintaining a btree row by row and checking each foreign key with a
+        trigger costs several times more than building the index once from
+        the loaded rows and validating each foreign key with one join (what
+        pgloader does too). The definitions are read from the catalog and
+        re-created verbatim under the same names, in the caller's
+        transaction: the restore validates every key and constraint, and any
+        failure rolls the whole load back.
+        """
+        names = list(tables)
+        constraints = session.execute(
+            "SELECT con.conname, cl.relname, con.contype, pg_get_constraintdef(con.oid) "
+            "FROM pg_constraint con JOIN pg_class cl ON cl.oid = con.conrelid "
+            "JOIN pg_namespace n ON n.oid = cl.relnamespace "
+            "LEFT JOIN pg_class ref ON ref.oid = con.confrelid "
+            "WHERE n.nspname = current_schema() AND con.contype IN ('p', 'u', 'f') "
+            "AND (cl.relname = ANY(%s) OR ref.relname = ANY(%s)) "
+            "ORDER BY con.contype, cl.relname, con.conname",
+            (names, names),
+        ).fetchall()
+        indexes = session.execute(
+            "SELECT ic.relname, pg_get_indexdef(i.indexrelid) "
+            "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
+            "JOIN pg_class tc ON tc.oid = i.indrelid "
+            "JOIN pg_namespace n ON n.oid = tc.relnamespace "
+            "WHERE n.nspname = current_schema() AND tc.relname = ANY(%s) "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint con "
+            "  WHERE con.conindid = i.indexrelid AND con.contype IN ('p', 'u', 'x')) "
+            "ORDER BY ic.relname",
+            (names,),
+        ).fetchall()
+        foreign = [c for c in constraints if c[2] == "f"]
+        keys = [c for c in constraints if c[2] != "f"]
+        for name, table, _, _ in foreign + keys:
+            session.execute(f"ALTER TABLE {_quote(table)} DROP CONSTRAINT {_quote(name)}")
+        for name, _ in indexes:
+            session.execute(f"DROP INDEX {_quote(name)}")
+        yield
+        for name, table, _, definition in keys:
+            session.execute(
+                f"ALTER TABLE {_quote(table)} ADD CONSTRAINT {_quote(name)} {definition}"
+            )
+        for _, definition in indexes:
+            session.execute(definition)
+        for name, table, _, definition in foreign:
+            session.execute(
+                f"ALTER TABLE {_quote(table)} ADD CONSTRAINT {_quote(name)} {definition}"
+            )
+
     # -- bulk work ----------------------------------------------------------
 
     def bulk_insert(
