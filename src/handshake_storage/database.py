@@ -71,10 +71,12 @@ from .models import (
     load_json,
 )
 from .queries import BLOCK, EDGE, NODE, PORTABLE, placeholders
+from .record import Record
 from .schema import SchemaSnapshot
 from .url import default_url, parse_url
 
 T = TypeVar("T")
+R = TypeVar("R", bound=Record)
 
 #: Ids per statement when deleting or measuring many rows at once.
 _ID_BATCH = 500
@@ -252,15 +254,33 @@ class Database:
             str(meta.edit_event_id),
         )
 
+    # -- the three shapes of a read or a delete -----------------------------
+
+    def _all(self, sql: str, params: tuple[Any, ...], record: type[R]) -> list[R]:
+        with self._tx(AUTOCOMMIT) as s:
+            found = s.execute(sql, params).fetchall()
+        make, ts = record._from_row, self._ts
+        return [make(r, ts) for r in found]
+
+    def _one(self, sql: str, key: Any, record: type[R], what: str) -> R:
+        with self._tx(AUTOCOMMIT) as s:
+            r = s.execute(sql, (key,)).fetchone()
+        if r is None:
+            raise NotFoundError(f"{what} {key!r} does not exist")
+        return record._from_row(r, self._ts)
+
+    def _delete(self, ctx: WriteContext, sql: str, key: str, what: str) -> None:
+        self._authorize(ctx, key)
+        with self._tx(AUTOCOMMIT) as s:
+            deleted = s.execute(sql, (key,)).rowcount
+        if not deleted:
+            raise NotFoundError(f"{what} {key!r} does not exist")
+
     # -- workspaces ---------------------------------------------------------------
 
     def list_workspaces(self) -> list[Workspace]:
         """All workspaces, oldest first (ties by id)."""
-        ts = self._ts
-        with self._tx(AUTOCOMMIT) as s:
-            return [
-                Workspace._from_row(r, ts) for r in s.execute(self._q.list_workspaces).fetchall()
-            ]
+        return self._all(self._q.list_workspaces, (), Workspace)
 
     def get_workspace(self, id: str) -> Workspace | None:
         """The workspace, or ``None`` if there is none with this id."""
@@ -282,31 +302,20 @@ class Database:
 
     def delete_workspace(self, ctx: WriteContext, id: str) -> None:
         """Delete a workspace with its documents, blocks and canvases."""
-        id = check.identifier(id, "workspace id")
-        self._authorize(ctx, id)
-        with self._tx(AUTOCOMMIT) as s:
-            deleted = s.execute(self._q.delete_workspace, (id,)).rowcount
-        if not deleted:
-            raise NotFoundError(f"workspace {id!r} does not exist")
+        key = check.identifier(id, "workspace id")
+        self._delete(ctx, self._q.delete_workspace, key, "workspace")
 
     # -- documents ----------------------------------------------------------------
 
     def list_documents(self, workspace_id: str) -> list[Document]:
         """The workspace's documents, oldest first (ties by id)."""
-        workspace_id = check.identifier(workspace_id, "workspace id")
-        ts = self._ts
-        with self._tx(AUTOCOMMIT) as s:
-            found = s.execute(self._q.list_documents, (workspace_id,)).fetchall()
-        return [Document._from_row(r, ts) for r in found]
+        key = check.identifier(workspace_id, "workspace id")
+        return self._all(self._q.list_documents, (key,), Document)
 
     def get_document(self, id: str) -> Document:
         """The document; NotFoundError if missing."""
-        id = check.identifier(id, "document id")
-        with self._tx(AUTOCOMMIT) as s:
-            r = s.execute(self._q.get_document, (id,)).fetchone()
-        if r is None:
-            raise NotFoundError(f"document {id!r} does not exist")
-        return Document._from_row(r, self._ts)
+        key = check.identifier(id, "document id")
+        return self._one(self._q.get_document, key, Document, "document")
 
     def create_document(self, ctx: WriteContext, document: NewDocument) -> Document:
         """Insert a document into an existing workspace."""
@@ -322,31 +331,20 @@ class Database:
 
     def delete_document(self, ctx: WriteContext, id: str) -> None:
         """Delete a document and its blocks."""
-        id = check.identifier(id, "document id")
-        self._authorize(ctx, id)
-        with self._tx(AUTOCOMMIT) as s:
-            deleted = s.execute(self._q.delete_document, (id,)).rowcount
-        if not deleted:
-            raise NotFoundError(f"document {id!r} does not exist")
+        key = check.identifier(id, "document id")
+        self._delete(ctx, self._q.delete_document, key, "document")
 
     # -- blocks -------------------------------------------------------------------
 
     def get_blocks(self, document_id: str) -> list[Block]:
         """The document's blocks by sequence, then id."""
-        document_id = check.identifier(document_id, "document id")
-        ts = self._ts
-        with self._tx(AUTOCOMMIT) as s:
-            found = s.execute(self._q.get_blocks, (document_id,)).fetchall()
-        return [Block._from_row(r, ts) for r in found]
+        key = check.identifier(document_id, "document id")
+        return self._all(self._q.get_blocks, (key,), Block)
 
     def get_block(self, id: str) -> Block:
         """The block; NotFoundError if missing."""
-        id = check.identifier(id, "block id")
-        with self._tx(AUTOCOMMIT) as s:
-            r = s.execute(self._q.get_block, (id,)).fetchone()
-        if r is None:
-            raise NotFoundError(f"block {id!r} does not exist")
-        return Block._from_row(r, self._ts)
+        key = check.identifier(id, "block id")
+        return self._one(self._q.get_block, key, Block, "block")
 
     def create_block(self, ctx: WriteContext, block: NewBlock) -> Block:
         """Insert a block and index its terms for search, atomically."""
@@ -387,12 +385,8 @@ class Database:
 
     def delete_block(self, ctx: WriteContext, id: str) -> None:
         """Delete a block (its search terms go with it)."""
-        id = check.identifier(id, "block id")
-        self._authorize(ctx, id)
-        with self._tx(AUTOCOMMIT) as s:
-            deleted = s.execute(self._q.delete_block, (id,)).rowcount
-        if not deleted:
-            raise NotFoundError(f"block {id!r} does not exist")
+        key = check.identifier(id, "block id")
+        self._delete(ctx, self._q.delete_block, key, "block")
 
     def replace_blocks(
         self, ctx: WriteContext, document_id: str, blocks: Sequence[NewBlock]
@@ -468,11 +462,8 @@ class Database:
 
     def list_canvases(self, workspace_id: str) -> list[Canvas]:
         """The workspace's canvases, oldest first (ties by id)."""
-        workspace_id = check.identifier(workspace_id, "workspace id")
-        ts = self._ts
-        with self._tx(AUTOCOMMIT) as s:
-            found = s.execute(self._q.list_canvases, (workspace_id,)).fetchall()
-        return [Canvas._from_row(r, ts) for r in found]
+        key = check.identifier(workspace_id, "workspace id")
+        return self._all(self._q.list_canvases, (key,), Canvas)
 
     def get_canvas_with_graph(self, canvas_id: str) -> CanvasGraph:
         """The canvas with its nodes and edges in stored order, read as one snapshot."""
@@ -553,12 +544,8 @@ class Database:
 
     def delete_canvas(self, ctx: WriteContext, canvas_id: str) -> None:
         """Delete a canvas with its nodes and edges."""
-        canvas_id = check.identifier(canvas_id, "canvas id")
-        self._authorize(ctx, canvas_id)
-        with self._tx(AUTOCOMMIT) as s:
-            deleted = s.execute(self._q.delete_canvas, (canvas_id,)).rowcount
-        if not deleted:
-            raise NotFoundError(f"canvas {canvas_id!r} does not exist")
+        key = check.identifier(canvas_id, "canvas id")
+        self._delete(ctx, self._q.delete_canvas, key, "canvas")
 
     # -- AI jobs ------------------------------------------------------------------
 
@@ -636,11 +623,7 @@ class Database:
     def get_ai_job(self, job_id: UUID) -> AiJob:
         """The job; NotFoundError if missing."""
         key = str(check.uuid(job_id, "job_id"))
-        with self._tx(AUTOCOMMIT) as s:
-            r = s.execute(self._q.get_ai_job, (key,)).fetchone()
-        if r is None:
-            raise NotFoundError(f"AI job {key} does not exist")
-        return AiJob._from_row(r, self._ts)
+        return self._one(self._q.get_ai_job, key, AiJob, "AI job")
 
     def update_ai_job_status(self, update: JobStatusUpdate) -> AiJob:
         """Record a status transition; optional fields left ``None`` keep their value."""
@@ -736,10 +719,7 @@ class Database:
         if not 0 <= seconds <= 10**10:
             raise ValidationError("threshold_secs must be a non-negative number of seconds")
         cutoff = self._enc(datetime.now(UTC) - timedelta(seconds=seconds))
-        ts = self._ts
-        with self._tx(AUTOCOMMIT) as s:
-            found = s.execute(self._q.stalled_runs, (cutoff,)).fetchall()
-        return [WorkflowRun._from_row(r, ts) for r in found]
+        return self._all(self._q.stalled_runs, (cutoff,), WorkflowRun)
 
     def create_workflow_node_execution(self, execution: NewNodeExecution) -> WorkflowNodeExecution:
         """Record that a workflow node started executing."""
@@ -815,10 +795,7 @@ class Database:
     def list_workflow_node_executions(self, run_id: UUID) -> list[WorkflowNodeExecution]:
         """The run's node executions, oldest first (ties by id)."""
         key = str(check.uuid(run_id, "run_id"))
-        ts = self._ts
-        with self._tx(AUTOCOMMIT) as s:
-            found = s.execute(self._q.list_node_execs, (key,)).fetchall()
-        return [WorkflowNodeExecution._from_row(r, ts) for r in found]
+        return self._all(self._q.list_node_execs, (key,), WorkflowNodeExecution)
 
     # -- retention ------------------------------------------------------------------
 
