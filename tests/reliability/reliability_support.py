@@ -403,6 +403,9 @@ class Zygote:
             self.proc.kill()
             self.proc.wait(30)
         self._reader.join(30)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
 
 
 @contextmanager
