@@ -160,9 +160,9 @@ def select(objects: list[RebuildableObject], names: list[str] | None) -> list[Re
     known = {o.name: o for o in objects}
     unknown = [n for n in names if n not in known]
     if unknown:
+        listed = ", ".join(sorted(known)) or "none at this schema version (run migrate)"
         raise ValidationError(
-            f"unknown rebuildable object(s): {', '.join(map(repr, unknown))}; "
-            f"known: {', '.join(sorted(known))}"
+            f"unknown rebuildable object(s): {', '.join(map(repr, unknown))}; known: {listed}"
         )
     return [known[n] for n in dict.fromkeys(names)]
 

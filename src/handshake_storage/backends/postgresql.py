@@ -220,7 +220,7 @@ class PostgreSQLAdapter(Adapter):
             exc, psycopg.OperationalError | psycopg.InterfaceError
         ):
             return BackendUnavailableError(f"{where} is unavailable: {detail}")
-        return StorageError(f"PostgreSQL error on {where}: {detail}")
+        return StorageError(f"error on {where}: {detail}")
 
     # -- introspection ------------------------------------------------------
 

@@ -220,7 +220,7 @@ class SQLiteAdapter(Adapter):
             )
         if isinstance(exc, sqlite3.ProgrammingError) and "closed" in detail:
             return BackendUnavailableError("the database is closed")
-        return StorageError(f"SQLite error on {where}: {detail}")
+        return StorageError(f"error on {where}: {detail}")
 
     # -- introspection ------------------------------------------------------
 
