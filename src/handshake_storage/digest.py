@@ -11,8 +11,9 @@ timestamps as UTC ISO text with microseconds, booleans as bool, floats by
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .schema import BOOLEAN, FLOAT, TIMESTAMP
@@ -21,10 +22,27 @@ _MASK = (1 << 256) - 1
 _sha256 = hashlib.sha256
 
 
+#: The canonical text itself (how SQLite stores a timestamp): normalizing it
+#: would parse and re-format it into the same string.
+_CANONICAL_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}\+00:00"
+)
+
+
+_ZERO = timedelta(0)
+
+
 def _timestamp(decode: Callable[[Any], datetime]) -> Callable[[Any], Any]:
+    canonical = _CANONICAL_TIMESTAMP.fullmatch
+
     def normalize(value: Any) -> Any:
         if value is None:
             return None
+        kind = type(value)
+        if kind is str and canonical(value):
+            return value
+        if kind is datetime and value.utcoffset() == _ZERO:  # already UTC (PostgreSQL)
+            return value.isoformat(" ", "microseconds")
         return decode(value).astimezone(UTC).isoformat(" ", "microseconds")
 
     return normalize

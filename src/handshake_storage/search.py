@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import Counter
+from collections import Counter, _count_elements  # type: ignore[attr-defined]
 from collections.abc import Iterable, Iterator
 
 from .backends.base import Adapter, Session
@@ -34,12 +34,26 @@ def term_key(token: str) -> str:
     return f"{term[:64]}#{digest}"
 
 
-def term_counts(text: str) -> Counter[str]:
-    """Each distinct term of ``text`` with its number of occurrences."""
+#: A word too long to be stored as it is (see term_key).
+_LONG_WORD = re.compile(r"\w{" + str(MAX_TERM_LENGTH + 1) + ",}")
+
+
+def _counts(text: str) -> dict[str, int]:
+    """term -> occurrences, as a plain dict (the hot path of the projection)."""
+    counts: dict[str, int] = {}
     if text.isascii():
         tokens = _WORD.findall(text.lower())
-        return Counter(t if len(t) <= MAX_TERM_LENGTH else term_key(t) for t in tokens)
-    return Counter(term_key(t) for t in _WORD.findall(text))
+        if _LONG_WORD.search(text) is not None:
+            tokens = [t if len(t) <= MAX_TERM_LENGTH else term_key(t) for t in tokens]
+    else:
+        tokens = [term_key(t) for t in _WORD.findall(text)]
+    _count_elements(counts, tokens)  # collections' C counting loop
+    return counts
+
+
+def term_counts(text: str) -> Counter[str]:
+    """Each distinct term of ``text`` with its number of occurrences."""
+    return Counter(_counts(text))
 
 
 def query_terms(query: str) -> list[str]:
@@ -51,19 +65,19 @@ def rows_for_document(
     block_id: str, document_id: str, content: str
 ) -> list[tuple[str, str, int, str]]:
     """Parameters for ``insert_terms_for_document``: (term, block, count, document)."""
-    return [(t, block_id, n, document_id) for t, n in term_counts(content).items()]
+    return [(t, block_id, n, document_id) for t, n in _counts(content).items()]
 
 
 def rows_for_workspace(
     workspace_id: str, block_id: str, content: str
 ) -> list[tuple[str, str, str, int]]:
     """Parameters for ``insert_terms``: (workspace, term, block, count)."""
-    return [(workspace_id, t, block_id, n) for t, n in term_counts(content).items()]
+    return [(workspace_id, t, block_id, n) for t, n in _counts(content).items()]
 
 
 def _projection(rows: Iterable[tuple[str, str, str]]) -> Iterator[tuple[str, str, str, int]]:
     for block_id, workspace_id, content in rows:
-        for term, n in term_counts(content).items():
+        for term, n in _counts(content).items():
             yield (workspace_id, term, block_id, n)
 
 
