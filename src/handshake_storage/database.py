@@ -135,6 +135,7 @@ class Database:
         self._guard: StorageGuard = guard if guard is not None else DefaultStorageGuard()
         self._q = PORTABLE.compiled_for(adapter)
         self._tx = adapter.transaction
+        self._fetch = adapter.fetch
         self._ts = adapter.decode_timestamp
         self._enc = adapter.encode_timestamp
 
@@ -257,14 +258,11 @@ class Database:
     # -- the three shapes of a read or a delete -----------------------------
 
     def _all(self, sql: str, params: tuple[Any, ...], record: type[R]) -> list[R]:
-        with self._tx(AUTOCOMMIT) as s:
-            found = s.execute(sql, params).fetchall()
         make, ts = record._from_row, self._ts
-        return [make(r, ts) for r in found]
+        return [make(r, ts) for r in self._fetch(sql, params)]
 
     def _one(self, sql: str, key: Any, record: type[R], what: str) -> R:
-        with self._tx(AUTOCOMMIT) as s:
-            r = s.execute(sql, (key,)).fetchone()
+        r = self._fetch(sql, (key,), True)
         if r is None:
             raise NotFoundError(f"{what} {key!r} does not exist")
         return record._from_row(r, self._ts)
@@ -408,22 +406,25 @@ class Database:
         meta = self._authorize(ctx, document_id)
         trace = self._trace(meta)
         q = self._q
+        rows = [(*v, trace[0], *trace) for v in values]
         with self._tx(WRITE) as s:
             r = s.execute(q.touch_document, (*trace, document_id)).fetchone()
             if r is None:
                 raise NotFoundError(f"document {document_id!r} does not exist")
             workspace_id = r[0]
             s.execute(q.delete_document_blocks, (document_id,))
-            if values:
+            if rows:
                 insert = self._adapter.insert_rows
-                rows = [(*v, trace[0], *trace) for v in values]
                 insert(s, "blocks", _BLOCK_COLUMNS, q.insert_block, rows)
                 terms = [
                     t for v in values for t in search.rows_for_workspace(workspace_id, v[0], v[4])
                 ]
                 if terms:
                     insert(s, "block_terms", _TERM_COLUMNS, q.insert_terms, terms)
-        return sorted((_block_model(v, meta) for v in values), key=_block_order)
+        # The results are records over the rows as stored (decoded when read),
+        # like those get_blocks returns: no eager JSON parse per block.
+        ts = self._ts
+        return [Block._from_row(row, ts) for row in sorted(rows, key=_block_row_order)]
 
     def search_blocks(self, workspace_id: str, query: str, limit: int = 50) -> list[Block]:
         """Blocks of the workspace whose raw_content contains every term of
@@ -502,6 +503,14 @@ class Database:
         meta = self._authorize(ctx, canvas_id)
         trace = self._trace(meta)
         q = self._q
+        node_rows = [
+            (i, n[0], canvas_id, n[1], n[2], n[3], n[4], trace[0], *trace)
+            for i, n in enumerate(node_values)
+        ]
+        edge_rows = [
+            (i, e[0], canvas_id, e[1], e[2], e[3], trace[0], *trace)
+            for i, e in enumerate(edge_values)
+        ]
         with self._tx(WRITE) as s:
             r = s.execute(q.touch_canvas, (*trace, canvas_id)).fetchone()
             if r is None:
@@ -509,37 +518,17 @@ class Database:
             s.execute(q.delete_edges, (canvas_id,))
             s.execute(q.delete_nodes, (canvas_id,))
             insert = self._adapter.insert_rows
-            if node_values:
-                insert(
-                    s,
-                    "canvas_nodes",
-                    _NODE_COLUMNS,
-                    q.insert_node,
-                    [
-                        (i, n[0], canvas_id, n[1], n[2], n[3], n[4], trace[0], *trace)
-                        for i, n in enumerate(node_values)
-                    ],
-                )
-            if edge_values:
-                insert(
-                    s,
-                    "canvas_edges",
-                    _EDGE_COLUMNS,
-                    q.insert_edge,
-                    [
-                        (i, e[0], canvas_id, e[1], e[2], e[3], trace[0], *trace)
-                        for i, e in enumerate(edge_values)
-                    ],
-                )
-        stamp = _stamp(meta)
-        now = meta.timestamp
+            if node_rows:
+                insert(s, "canvas_nodes", _NODE_COLUMNS, q.insert_node, node_rows)
+            if edge_rows:
+                insert(s, "canvas_edges", _EDGE_COLUMNS, q.insert_edge, edge_rows)
+        # Records over the rows as stored (without the ordinal), decoded when
+        # read, like those get_canvas_with_graph returns.
+        ts = self._ts
         return CanvasGraph(
-            Canvas._from_row(r, self._ts),
-            [
-                CanvasNode(n[0], canvas_id, n[1], n[2], n[3], load_json(n[4]), now, now, *stamp)
-                for n in node_values
-            ],
-            [CanvasEdge(e[0], canvas_id, e[1], e[2], e[3], now, now, *stamp) for e in edge_values],
+            Canvas._from_row(r, ts),
+            [CanvasNode._from_row(row[1:], ts) for row in node_rows],
+            [CanvasEdge._from_row(row[1:], ts) for row in edge_rows],
         )
 
     def delete_canvas(self, ctx: WriteContext, canvas_id: str) -> None:
@@ -920,8 +909,9 @@ def _block_model(v: tuple[str, str, str, int, str, str, str], meta: MutationMeta
     return Block(v[0], v[1], v[2], v[3], v[4], v[5], load_json(v[6]), now, now, *_stamp(meta))
 
 
-def _block_order(b: Block) -> tuple[int, str]:
-    return (b.sequence, b.id)
+def _block_row_order(row: tuple[Any, ...]) -> tuple[int, str]:
+    """Blocks by sequence, then id, on rows in BLOCK column order."""
+    return (row[3], row[0])
 
 
 def _node_values(node: Any) -> tuple[str, str, float, float, str]:

@@ -246,6 +246,35 @@ class Adapter(ABC):
     def transaction(self, mode: Mode = WRITE) -> Transaction:
         return Transaction(self, mode)
 
+    def fetch(self, sql: str, params: Sequence[Any], one: bool = False) -> Any:
+        """Run one read statement in autocommit; its row (``one``) or rows.
+
+        Exactly what ``with transaction(AUTOCOMMIT) as s: s.execute(...)``
+        does (same checkout, release and error translation) without the
+        context manager's objects and calls: a point read's whole budget for
+        the API is a few microseconds (bench/)."""
+        pool = self.pool
+        try:
+            conn = pool.acquire()
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise self.translate_error(exc) from None
+        try:
+            cursor = conn.execute(sql, params)
+            result = cursor.fetchone() if one else cursor.fetchall()
+        except BaseException as exc:
+            self.abandon(conn)
+            if (
+                isinstance(exc, Exception)
+                and not isinstance(exc, StorageError)
+                and self.is_driver_error(exc)
+            ):
+                raise self.translate_error(exc) from None
+            raise
+        pool.release(conn)
+        return result
+
     @abstractmethod
     def begin(self, conn: Any, mode: Mode) -> None: ...
 
