@@ -1,0 +1,378 @@
+"""The floor: the stdlib ``sqlite3`` / ``psycopg`` driver executing the
+minimal SQL for each operation, on one connection, without validation,
+guard, pooling or result objects (rows come back as the driver's tuples).
+
+Same durability as the others: SQLite WAL + synchronous=FULL (+ foreign
+keys on, as every implementation); PostgreSQL with the server's default
+``synchronous_commit=on``. Single-statement operations run in autocommit;
+multi-statement ones in one explicit transaction. Batch inserts use
+``executemany`` on SQLite and COPY on PostgreSQL. Search terms come from
+``handshake_storage.search`` (the same tokenizer, not a shortcut).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import psycopg
+
+from handshake_storage.search import query_terms, term_counts
+
+from .common import ACTOR_ID, ACTOR_KIND, METRIC_FIELDS, dumps, new_event_id, now, sqlite_ts
+from .env import sqlite_path
+
+TRACE = "last_actor_kind, last_actor_id, last_job_id, last_workflow_id, edit_event_id"
+TRACE_SET = (
+    "last_actor_kind = ?, last_actor_id = ?, last_job_id = ?, last_workflow_id = ?, "
+    "edit_event_id = ?"
+)
+BLOCK = (
+    "id, document_id, kind, sequence, raw_content, display_content, derived_content, "
+    f"created_at, updated_at, {TRACE}"
+)
+CANVAS = f"id, workspace_id, title, created_at, updated_at, {TRACE}"
+NODE = f"id, canvas_id, kind, position_x, position_y, data, created_at, updated_at, {TRACE}"
+EDGE = f"id, canvas_id, from_node_id, to_node_id, kind, created_at, updated_at, {TRACE}"
+AI_JOB = (
+    "id, trace_id, workflow_run_id, job_kind, status, status_reason, error_message, "
+    "protocol_id, profile_id, capability_profile_id, access_mode, safety_mode, "
+    "entity_refs, planned_operations, metrics, job_inputs, job_outputs, is_pinned, "
+    "created_at, updated_at"
+)
+NODE_COLS = ("ordinal", *NODE.split(", "))
+EDGE_COLS = ("ordinal", *EDGE.split(", "))
+BLOCK_COLS = tuple(BLOCK.split(", "))
+TERM_COLS = ("workspace_id", "term", "block_id", "occurrences")
+_ZERO_METRICS = dumps(dict.fromkeys(METRIC_FIELDS, 0))
+
+
+def _q(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+class _SQL:
+    """The statements, with ``?`` placeholders and ``{C}`` for code-point order."""
+
+    def __init__(self, pg: bool) -> None:
+        c = ' COLLATE "C"' if pg else ""
+
+        def fix(sql: str) -> str:
+            sql = sql.replace("{C}", c)
+            return sql.replace("?", "%s") if pg else sql
+
+        self.insert_workspace = fix(
+            f"INSERT INTO workspaces (id, name, created_at, updated_at, {TRACE}) VALUES ({_q(9)})"
+        )
+        self.insert_document = fix(
+            f"INSERT INTO documents (id, workspace_id, title, created_at, updated_at, {TRACE}) "
+            f"VALUES ({_q(10)})"
+        )
+        self.insert_canvas = fix(f"INSERT INTO canvases ({CANVAS}) VALUES ({_q(10)})")
+        self.insert_block = fix(f"INSERT INTO blocks ({BLOCK}) VALUES ({_q(14)})")
+        self.insert_terms_for_document = fix(
+            "INSERT INTO block_terms (workspace_id, term, block_id, occurrences) "
+            "SELECT workspace_id, ?, ?, ? FROM documents WHERE id = ?"
+        )
+        self.insert_terms = fix(
+            f"INSERT INTO block_terms (workspace_id, term, block_id, occurrences) VALUES ({_q(4)})"
+        )
+        self.get_blocks = fix(
+            f"SELECT {BLOCK} FROM blocks WHERE document_id = ? ORDER BY sequence, id{{C}}"
+        )
+        self.get_block = fix(f"SELECT {BLOCK} FROM blocks WHERE id = ?")
+        self.update_block = fix(
+            f"UPDATE blocks SET raw_content = ?, updated_at = ?, {TRACE_SET} "
+            f"WHERE id = ? RETURNING {BLOCK}"
+        )
+        self.delete_terms = fix("DELETE FROM block_terms WHERE block_id = ?")
+        self.touch_document = fix(
+            f"UPDATE documents SET updated_at = ?, {TRACE_SET} WHERE id = ? RETURNING workspace_id"
+        )
+        self.delete_document_blocks = fix("DELETE FROM blocks WHERE document_id = ?")
+        self.touch_canvas = fix(
+            f"UPDATE canvases SET updated_at = ?, {TRACE_SET} WHERE id = ? RETURNING {CANVAS}"
+        )
+        self.delete_edges = fix("DELETE FROM canvas_edges WHERE canvas_id = ?")
+        self.delete_nodes = fix("DELETE FROM canvas_nodes WHERE canvas_id = ?")
+        self.insert_node = fix(f"INSERT INTO canvas_nodes (ordinal, {NODE}) VALUES ({_q(14)})")
+        self.insert_edge = fix(f"INSERT INTO canvas_edges (ordinal, {EDGE}) VALUES ({_q(13)})")
+        self.get_canvas = fix(f"SELECT {CANVAS} FROM canvases WHERE id = ?")
+        self.get_nodes = fix(
+            f"SELECT {NODE} FROM canvas_nodes WHERE canvas_id = ? ORDER BY ordinal"
+        )
+        self.get_edges = fix(
+            f"SELECT {EDGE} FROM canvas_edges WHERE canvas_id = ? ORDER BY ordinal"
+        )
+        self.insert_job = fix(f"INSERT INTO ai_jobs ({AI_JOB}) VALUES ({_q(20)})")
+        self.job_status = fix(
+            "UPDATE ai_jobs SET status = ?, status_reason = ?, error_message = NULL, "
+            f"updated_at = ? WHERE id = ? RETURNING {AI_JOB}"
+        )
+        self.job_status_metrics = fix(
+            "UPDATE ai_jobs SET status = ?, status_reason = ?, error_message = NULL, "
+            f"metrics = ?, updated_at = ? WHERE id = ? RETURNING {AI_JOB}"
+        )
+        self.job_outputs = fix("UPDATE ai_jobs SET job_outputs = ?, updated_at = ? WHERE id = ?")
+        self._search = (
+            "SELECT b.id, b.document_id, b.kind, b.sequence, b.raw_content, b.display_content, "
+            "b.derived_content, b.created_at, b.updated_at, b.last_actor_kind, b.last_actor_id, "
+            "b.last_job_id, b.last_workflow_id, b.edit_event_id FROM blocks b JOIN ("
+            " SELECT block_id, SUM(occurrences) AS hits FROM block_terms"
+            " WHERE workspace_id = ? AND term IN ({terms})"
+            " GROUP BY block_id HAVING COUNT(*) = ?"
+            ") m ON m.block_id = b.id "
+            "ORDER BY m.hits DESC, b.document_id{C}, b.sequence, b.id{C} LIMIT ?"
+        )
+        self._fix = fix
+        self._search_cache: dict[int, str] = {}
+
+    def search(self, n_terms: int) -> str:
+        sql = self._search_cache.get(n_terms)
+        if sql is None:
+            sql = self._fix(self._search.replace("{terms}", _q(n_terms)))
+            self._search_cache[n_terms] = sql
+        return sql
+
+
+def _block_row(doc_id: str, block: tuple[str, str, int, str], ts: Any, ev: str) -> tuple:
+    i, k, s, r = block
+    return (i, doc_id, k, s, r, r, "{}", ts, ts, ACTOR_KIND, ACTOR_ID, None, None, ev)
+
+
+class RawImpl:
+    name = "raw"
+
+    def __init__(self, backend: str, url: str) -> None:
+        self.backend = backend
+        self.pg = backend == "postgresql"
+        self.sql = _SQL(self.pg)
+        if self.pg:
+            self.conn: Any = psycopg.connect(url, autocommit=True)
+            self.cur = self.conn.cursor()
+            self.enc = lambda v: v
+        else:
+            conn = sqlite3.connect(
+                sqlite_path(url),
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=512,
+            )
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            self.conn = conn
+            self.cur = conn.cursor()
+            self.enc = sqlite_ts
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def durability(self) -> dict[str, Any]:
+        if self.pg:
+            return {"synchronous_commit": self.cur.execute("SHOW synchronous_commit").fetchone()[0]}
+        return {
+            "journal_mode": self.cur.execute("PRAGMA journal_mode").fetchone()[0],
+            "synchronous": self.cur.execute("PRAGMA synchronous").fetchone()[0],
+        }
+
+    def _trace(self) -> tuple[Any, ...]:
+        return (ACTOR_KIND, ACTOR_ID, None, None, new_event_id())
+
+    def _copy(self, table: str, columns: tuple[str, ...], rows: Any) -> None:
+        with self.cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    # -- setup -------------------------------------------------------------------
+
+    def create_workspace(self, ws_id: str, name: str) -> None:
+        ts = self.enc(now())
+        self.cur.execute(self.sql.insert_workspace, (ws_id, name, ts, ts, *self._trace()))
+
+    def create_document(self, doc_id: str, ws_id: str, title: str) -> None:
+        ts = self.enc(now())
+        self.cur.execute(self.sql.insert_document, (doc_id, ws_id, title, ts, ts, *self._trace()))
+
+    def create_canvas(self, canvas_id: str, ws_id: str, title: str) -> None:
+        ts = self.enc(now())
+        self.cur.execute(self.sql.insert_canvas, (canvas_id, ws_id, title, ts, ts, *self._trace()))
+
+    # -- blocks ---------------------------------------------------------------------
+
+    def create_block(self, doc_id: str, block_id: str, kind: str, seq: int, raw: str) -> Any:
+        ts = self.enc(now())
+        row = (block_id, doc_id, kind, seq, raw, raw, "{}", ts, ts, *self._trace())
+        cur, sql = self.cur, self.sql
+        cur.execute("BEGIN")
+        try:
+            cur.execute(sql.insert_block, row)
+            terms = [(t, block_id, n, doc_id) for t, n in term_counts(raw).items()]
+            if terms:
+                cur.executemany(sql.insert_terms_for_document, terms)
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+        return row
+
+    def get_blocks(self, doc_id: str) -> Any:
+        return self.cur.execute(self.sql.get_blocks, (doc_id,)).fetchall()
+
+    def get_block(self, block_id: str) -> Any:
+        return self.cur.execute(self.sql.get_block, (block_id,)).fetchone()
+
+    def update_block(self, block_id: str, raw: str) -> Any:
+        cur, sql = self.cur, self.sql
+        cur.execute("BEGIN")
+        try:
+            row = cur.execute(
+                sql.update_block, (raw, self.enc(now()), *self._trace(), block_id)
+            ).fetchone()
+            cur.execute(sql.delete_terms, (block_id,))
+            terms = [(t, block_id, n, row[1]) for t, n in term_counts(raw).items()]
+            if terms:
+                cur.executemany(sql.insert_terms_for_document, terms)
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+        return row
+
+    def replace_blocks(self, doc_id: str, blocks: list[tuple[str, str, int, str]]) -> Any:
+        cur, sql = self.cur, self.sql
+        ts = self.enc(now())
+        trace = self._trace()
+        ev = trace[-1]
+        cur.execute("BEGIN")
+        try:
+            ws_id = cur.execute(sql.touch_document, (ts, *trace, doc_id)).fetchone()[0]
+            cur.execute(sql.delete_document_blocks, (doc_id,))
+            rows = [_block_row(doc_id, b, ts, ev) for b in blocks]
+            terms = [(ws_id, t, b[0], n) for b in blocks for t, n in term_counts(b[3]).items()]
+            if self.pg:
+                self._copy("blocks", BLOCK_COLS, rows)
+                self._copy("block_terms", TERM_COLS, terms)
+            else:
+                cur.executemany(sql.insert_block, rows)
+                cur.executemany(sql.insert_terms, terms)
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+        return rows
+
+    def search_blocks(self, ws_id: str, query: str, limit: int) -> Any:
+        terms = query_terms(query)
+        if not terms:
+            return []
+        return self.cur.execute(
+            self.sql.search(len(terms)), (ws_id, *terms, len(terms), limit)
+        ).fetchall()
+
+    # -- canvases --------------------------------------------------------------------
+
+    def update_canvas_graph(
+        self,
+        canvas_id: str,
+        nodes: list[tuple[str, str, float, float, dict[str, Any]]],
+        edges: list[tuple[str, str, str, str]],
+    ) -> Any:
+        cur, sql = self.cur, self.sql
+        ts = self.enc(now())
+        trace = self._trace()
+        cur.execute("BEGIN")
+        try:
+            canvas = cur.execute(sql.touch_canvas, (ts, *trace, canvas_id)).fetchone()
+            cur.execute(sql.delete_edges, (canvas_id,))
+            cur.execute(sql.delete_nodes, (canvas_id,))
+            node_rows = [
+                (o, i, canvas_id, k, x, y, dumps(d), ts, ts, *trace)
+                for o, (i, k, x, y, d) in enumerate(nodes)
+            ]
+            edge_rows = [
+                (o, i, canvas_id, f, t, k, ts, ts, *trace) for o, (i, f, t, k) in enumerate(edges)
+            ]
+            if self.pg:
+                self._copy("canvas_nodes", NODE_COLS, node_rows)
+                self._copy("canvas_edges", EDGE_COLS, edge_rows)
+            else:
+                cur.executemany(sql.insert_node, node_rows)
+                cur.executemany(sql.insert_edge, edge_rows)
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+        return canvas, node_rows, edge_rows
+
+    def get_canvas_with_graph(self, canvas_id: str) -> Any:
+        cur, sql = self.cur, self.sql
+        cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY" if self.pg else "BEGIN")
+        try:
+            canvas = cur.execute(sql.get_canvas, (canvas_id,)).fetchone()
+            nodes = cur.execute(sql.get_nodes, (canvas_id,)).fetchall()
+            edges = cur.execute(sql.get_edges, (canvas_id,)).fetchall()
+        finally:
+            cur.execute("COMMIT")
+        return canvas, nodes, edges
+
+    # -- AI jobs -------------------------------------------------------------------
+
+    def job_create(self, job: dict[str, Any]) -> Any:
+        ts = self.enc(now())
+        ref = {"entity_id": job["entity_id"], "entity_kind": "block"}
+        row = (
+            str(job["id"]),
+            str(job["trace_id"]),
+            None,
+            "summarize",
+            "queued",
+            "",
+            None,
+            "proto-1",
+            "default",
+            "cap-read",
+            "analysis_only",
+            "normal",
+            dumps([ref]),
+            dumps([{"op_type": "read", "target": ref, "description": "read the block"}]),
+            _ZERO_METRICS,
+            dumps(job["inputs"]),
+            None,
+            False,
+            ts,
+            ts,
+        )
+        self.cur.execute(self.sql.insert_job, row)
+        return row
+
+    def job_running(self, job: dict[str, Any]) -> Any:
+        return self.cur.execute(
+            self.sql.job_status, ("running", "started", self.enc(now()), str(job["id"]))
+        ).fetchone()
+
+    def job_set_outputs(self, job: dict[str, Any]) -> None:
+        self.cur.execute(
+            self.sql.job_outputs, (dumps(job["outputs"]), self.enc(now()), str(job["id"]))
+        )
+
+    def job_completed(self, job: dict[str, Any]) -> Any:
+        return self.cur.execute(
+            self.sql.job_status_metrics,
+            ("completed", "done", dumps(job["metrics"]), self.enc(now()), str(job["id"])),
+        ).fetchone()
+
+    # -- result inspection (not timed) -----------------------------------------
+
+    @staticmethod
+    def block_ids(blocks: Any) -> list[str]:
+        return [b[0] for b in blocks]
+
+    @staticmethod
+    def block_id(block: Any) -> str:
+        return block[0]
+
+    @staticmethod
+    def graph_ids(graph: Any) -> tuple[str, list[str], list[str]]:
+        canvas, nodes, edges = graph
+        return canvas[0], [n[0] for n in nodes], [e[0] for e in edges]
