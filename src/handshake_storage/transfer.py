@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -187,11 +188,14 @@ def _copy_table(
     rows = src.stream(s_session, f"SELECT {', '.join(columns)} FROM {table.name}", batch=batch)
 
     def tapped() -> Iterator[Sequence[Any]]:
-        add = digest.add
-        for row in rows:
-            add(row)
-            yield convert(row) if convert else row
-            if progress and digest.count % batch == 0:
+        source = iter(rows)
+        while chunk := list(islice(source, batch)):
+            digest.add_all(chunk)
+            if convert:
+                yield from map(convert, chunk)
+            else:
+                yield from chunk
+            if progress:
                 progress(table.name, digest.count, total)
 
     dst.bulk_insert(t_session, table.name, columns, tapped())
