@@ -80,6 +80,10 @@ def non_negative_integer(value: Any, name: str) -> int:
 def number(value: Any, name: str) -> float:
     """A double. NaN is refused (SQLite stores it as NULL); -0.0 becomes 0.0
     because SQLite does not keep the sign of zero."""
+    if type(value) is float:  # the common case, same checks as below
+        if value != value:
+            raise ValidationError(f"{name} is NaN, which cannot be stored as a number")
+        return value + 0.0
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(f"{name} must be a number, not {type(value).__name__}")
     try:
@@ -137,6 +141,12 @@ def enum(cls: type[E], value: Any, name: str) -> E:
         raise ValidationError(f"{name} must be one of {allowed}; got {_describe(value)}") from None
 
 
+#: What json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+#: does, without building a new encoder for every call (the encoder keeps no
+#: state between calls).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
 def json_text(value: Any, name: str) -> str:
     """Serialize a JSON document, refusing anything that would not come back equal:
     NaN/Infinity, non-string keys, tuples and sets, non-JSON objects."""
@@ -144,7 +154,7 @@ def json_text(value: Any, name: str) -> str:
         return "{}"
     _check_json(value, name)
     try:
-        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        encoded = _ENCODE(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise ValidationError(f"{name} is not a JSON document: {exc}") from None
     return text(encoded, name)
@@ -155,30 +165,45 @@ def optional_json_text(value: Any, name: str) -> str | None:
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
+#: Children of these types are valid whatever their value: counted, not stacked.
+_PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
+_MAX_JSON_ITEMS = 10_000_000
 
 
 def _check_json(value: Any, name: str) -> None:
     stack = [(value, 1)]
     seen = 0
+    plain = _PLAIN_SCALARS
+    isfinite = math.isfinite
     while stack:
         item, depth = stack.pop()
         seen += 1
-        if seen > 10_000_000:
+        if seen > _MAX_JSON_ITEMS:
             raise ValidationError(f"{name} is too large")
         kind = type(item)
         if kind is dict or kind is list:
             if depth > MAX_JSON_DEPTH:
                 raise ValidationError(f"{name} is nested more than {MAX_JSON_DEPTH} levels deep")
             depth += 1
-            if kind is list:
-                stack.extend([(child, depth) for child in item])
-                continue
-            for key, child in item.items():
-                if type(key) is not str:
-                    raise ValidationError(
-                        f"{name} has a non-string object key {key!r}; JSON keys are strings"
-                    )
-                stack.append((child, depth))
+            if kind is dict:
+                for key in item:
+                    if type(key) is not str:
+                        raise ValidationError(
+                            f"{name} has a non-string object key {key!r}; JSON keys are strings"
+                        )
+                children: Any = item.values()
+            else:
+                children = item
+            # A valid scalar child needs no visit of its own; anything else is
+            # stacked (in the same order as before, so the same error wins).
+            for child in children:
+                ctype = type(child)
+                if ctype in plain or (ctype is float and isfinite(child)):
+                    seen += 1
+                else:
+                    stack.append((child, depth))
+            if seen > _MAX_JSON_ITEMS:
+                raise ValidationError(f"{name} is too large")
         elif kind is float:
             if not math.isfinite(item):
                 raise ValidationError(f"{name} contains {item!r}, which JSON cannot represent")
