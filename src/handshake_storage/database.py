@@ -85,8 +85,8 @@ _ID_BATCH = 500
 #: insert_node / insert_edge, for the adapter's bulk load (COPY).
 _BLOCK_COLUMNS = tuple(c.strip() for c in BLOCK.split(","))
 _TERM_COLUMNS = ("workspace_id", "term", "block_id", "occurrences")
-_NODE_COLUMNS = ("ordinal", *(c.strip() for c in NODE.split(",")))
-_EDGE_COLUMNS = ("ordinal", *(c.strip() for c in EDGE.split(",")))
+_NODE_COLUMNS = (*(c.strip() for c in NODE.split(",")), "ordinal")
+_EDGE_COLUMNS = (*(c.strip() for c in EDGE.split(",")), "ordinal")
 
 
 def open_database(
@@ -258,8 +258,7 @@ class Database:
     # -- the three shapes of a read or a delete -----------------------------
 
     def _all(self, sql: str, params: tuple[Any, ...], record: type[R]) -> list[R]:
-        make, ts = record._from_row, self._ts
-        return [make(r, ts) for r in self._fetch(sql, params)]
+        return record._from_rows(self._fetch(sql, params), self._ts)
 
     def _one(self, sql: str, key: Any, record: type[R], what: str) -> R:
         r = self._fetch(sql, (key,), True)
@@ -424,7 +423,7 @@ class Database:
         # The results are records over the rows as stored (decoded when read),
         # like those get_blocks returns: no eager JSON parse per block.
         ts = self._ts
-        return [Block._from_row(row, ts) for row in sorted(rows, key=_block_row_order)]
+        return Block._from_rows(sorted(rows, key=_block_row_order), ts)
 
     def search_blocks(self, workspace_id: str, query: str, limit: int = 50) -> list[Block]:
         """Blocks of the workspace whose raw_content contains every term of
@@ -445,7 +444,7 @@ class Database:
         ts = self._ts
         with self._tx(AUTOCOMMIT) as s:
             found = s.execute(sql, (workspace_id, *terms, len(terms), limit)).fetchall()
-        return [Block._from_row(r, ts) for r in found]
+        return Block._from_rows(found, ts)
 
     # -- canvases -----------------------------------------------------------------
 
@@ -478,8 +477,8 @@ class Database:
             edge_rows = s.execute(q.get_edges, (canvas_id,)).fetchall()
         return CanvasGraph(
             Canvas._from_row(r, ts),
-            [CanvasNode._from_row(n, ts) for n in node_rows],
-            [CanvasEdge._from_row(e, ts) for e in edge_rows],
+            CanvasNode._from_rows(node_rows, ts),
+            CanvasEdge._from_rows(edge_rows, ts),
         )
 
     def update_canvas_graph(
@@ -504,11 +503,11 @@ class Database:
         trace = self._trace(meta)
         q = self._q
         node_rows = [
-            (i, n[0], canvas_id, n[1], n[2], n[3], n[4], trace[0], *trace)
+            (n[0], canvas_id, n[1], n[2], n[3], n[4], trace[0], *trace, i)
             for i, n in enumerate(node_values)
         ]
         edge_rows = [
-            (i, e[0], canvas_id, e[1], e[2], e[3], trace[0], *trace)
+            (e[0], canvas_id, e[1], e[2], e[3], trace[0], *trace, i)
             for i, e in enumerate(edge_values)
         ]
         with self._tx(WRITE) as s:
@@ -522,13 +521,13 @@ class Database:
                 insert(s, "canvas_nodes", _NODE_COLUMNS, q.insert_node, node_rows)
             if edge_rows:
                 insert(s, "canvas_edges", _EDGE_COLUMNS, q.insert_edge, edge_rows)
-        # Records over the rows as stored (without the ordinal), decoded when
-        # read, like those get_canvas_with_graph returns.
+        # Records over the rows as stored, decoded when read, like those
+        # get_canvas_with_graph returns (the trailing ordinal is not a field).
         ts = self._ts
         return CanvasGraph(
             Canvas._from_row(r, ts),
-            [CanvasNode._from_row(row[1:], ts) for row in node_rows],
-            [CanvasEdge._from_row(row[1:], ts) for row in edge_rows],
+            CanvasNode._from_rows(node_rows, ts),
+            CanvasEdge._from_rows(edge_rows, ts),
         )
 
     def delete_canvas(self, ctx: WriteContext, canvas_id: str) -> None:

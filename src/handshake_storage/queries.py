@@ -122,11 +122,11 @@ class Queries:
     delete_edges: str = "DELETE FROM canvas_edges WHERE canvas_id = ?"
     delete_nodes: str = "DELETE FROM canvas_nodes WHERE canvas_id = ?"
     insert_node: str = (
-        f"INSERT INTO canvas_nodes (ordinal, {NODE}) "
+        f"INSERT INTO canvas_nodes ({NODE}, ordinal) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
     insert_edge: str = (
-        f"INSERT INTO canvas_edges (ordinal, {EDGE}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO canvas_edges ({EDGE}, ordinal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
     # AI jobs
