@@ -79,11 +79,12 @@ C = TypeVar("C")
 
 
 class ConnectionPool(Generic[C]):
-    """A small thread-safe pool: a free list under one lock.
+    """A small thread-safe pool: a free list, and a lock only to open, wait
+    for, wake or close connections.
 
     Hand-written because the per-call budget is a few microseconds: measured
     on the benchmark machine, ``psycopg_pool`` adds about 11 us to a point
-    read and this pool about 1 us (see docs/DESIGN.md).
+    read and this pool under 1 us (see docs/DESIGN.md).
     """
 
     def __init__(
