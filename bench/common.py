@@ -19,6 +19,12 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from handshake_storage.queries import BLOCK, TRACE
+
+#: Column lists for bulk inserts, from the queries handshake_storage runs.
+BLOCK_COLS = tuple(c.strip() for c in BLOCK.split(","))
+TRACE_COLS = tuple(c.strip() for c in TRACE.split(","))
+
 # -- stored forms ---------------------------------------------------------------
 
 #: The JSON text handshake_storage stores (validation.json_text): every

@@ -35,16 +35,17 @@ from handshake_storage.backends.base import SNAPSHOT, WRITE
 from handshake_storage.digest import TableDigest
 from handshake_storage.search import rows_for_workspace
 
-from .common import ACTOR_ID, ACTOR_KIND, TextGen, median, new_event_id, now
+from .common import (
+    ACTOR_ID,
+    ACTOR_KIND,
+    TRACE_COLS,
+    TextGen,
+    median,
+    new_event_id,
+    now,
+)
 from .env import Backend, PostgresServer
 
-TRACE_COLS = (
-    "last_actor_kind",
-    "last_actor_id",
-    "last_job_id",
-    "last_workflow_id",
-    "edit_event_id",
-)
 CANONICAL = (
     "workspaces",
     "documents",

@@ -19,7 +19,16 @@ import psycopg
 
 from handshake_storage.search import query_terms, term_counts
 
-from .common import ACTOR_ID, ACTOR_KIND, METRIC_FIELDS, dumps, new_event_id, now, sqlite_ts
+from .common import (
+    ACTOR_ID,
+    ACTOR_KIND,
+    BLOCK_COLS,
+    METRIC_FIELDS,
+    dumps,
+    new_event_id,
+    now,
+    sqlite_ts,
+)
 from .env import sqlite_path
 
 TRACE = "last_actor_kind, last_actor_id, last_job_id, last_workflow_id, edit_event_id"
@@ -42,7 +51,6 @@ AI_JOB = (
 )
 NODE_COLS = ("ordinal", *NODE.split(", "))
 EDGE_COLS = ("ordinal", *EDGE.split(", "))
-BLOCK_COLS = tuple(BLOCK.split(", "))
 TERM_COLS = ("workspace_id", "term", "block_id", "occurrences")
 _ZERO_METRICS = dumps(dict.fromkeys(METRIC_FIELDS, 0))
 

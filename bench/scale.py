@@ -22,35 +22,12 @@ from handshake_storage import StorageError, open_database
 from handshake_storage.backends.base import AUTOCOMMIT, WRITE
 from handshake_storage.search import rows_for_workspace
 
-from .common import ACTOR_ID, ACTOR_KIND, TextGen, median, new_event_id, now
+from .common import ACTOR_ID, ACTOR_KIND, BLOCK_COLS, TRACE_COLS, TextGen, median, new_event_id, now
 from .env import Backend
 from .workloads import IMPLS, _timed
 
 TARGET = 1.5
 OPS = ("get_block", "update_block", "create_block", "get_blocks_100")
-BLOCK_COLS = (
-    "id",
-    "document_id",
-    "kind",
-    "sequence",
-    "raw_content",
-    "display_content",
-    "derived_content",
-    "created_at",
-    "updated_at",
-    "last_actor_kind",
-    "last_actor_id",
-    "last_job_id",
-    "last_workflow_id",
-    "edit_event_id",
-)
-TRACE_COLS = (
-    "last_actor_kind",
-    "last_actor_id",
-    "last_job_id",
-    "last_workflow_id",
-    "edit_event_id",
-)
 
 
 def _blocks(n: int, ts: Any) -> Iterator[tuple[Any, ...]]:

@@ -24,6 +24,7 @@ from handshake_storage.search import rows_for_workspace
 from .common import (
     ACTOR_ID,
     ACTOR_KIND,
+    BLOCK_COLS,
     TABLES,
     TextGen,
     content_digest,
@@ -386,22 +387,7 @@ def build_search_db(backend: Backend, n_blocks: int) -> str:
             adapter.bulk_insert(
                 s,
                 "blocks",
-                (
-                    "id",
-                    "document_id",
-                    "kind",
-                    "sequence",
-                    "raw_content",
-                    "display_content",
-                    "derived_content",
-                    "created_at",
-                    "updated_at",
-                    "last_actor_kind",
-                    "last_actor_id",
-                    "last_job_id",
-                    "last_workflow_id",
-                    "edit_event_id",
-                ),
+                BLOCK_COLS,
                 blocks,
             )
             adapter.bulk_insert(

@@ -14,7 +14,8 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -109,6 +110,35 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with open_database(f"sqlite:///{path}") as db:
         db.run_migrations()
     return path
+
+
+@pytest.fixture(scope="session")
+def migrated_pair(
+    postgres_server: PostgresServer,
+    pg_template: str,
+    sqlite_template: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[str], AbstractContextManager[tuple[Database, Database]]]:
+    """``with migrated_pair(label) as (sqlite_db, pg_db)``: a migrated
+    database of each backend, side by side, closed and dropped afterwards
+    (for tests that apply the same operation to both and compare)."""
+
+    @contextmanager
+    def open_pair(label: str) -> Iterator[tuple[Database, Database]]:
+        path = tmp_path_factory.mktemp(label) / f"{label}.db"
+        shutil.copyfile(sqlite_template, path)
+        name = postgres_server.create(pg_template)
+        opened: list[Database] = []
+        try:
+            for url in (f"sqlite:///{path}", postgres_server.url_for(name)):
+                opened.append(open_database(url))
+            yield opened[0], opened[1]
+        finally:
+            for db in opened:
+                db.close()
+            postgres_server.drop(name)
+
+    return open_pair
 
 
 class DatabaseFactory:

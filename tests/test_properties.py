@@ -51,14 +51,12 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,7 +85,6 @@ from handshake_storage import (
     ValidationError,
     WriteActorKind,
     WriteContext,
-    open_database,
 )
 from handshake_storage.errors import ConflictError, GuardError, NotFoundError
 
@@ -148,26 +145,11 @@ class Side:
 
 
 @pytest.fixture(scope="module")
-def both(
-    postgres_server: Any,
-    pg_template: str,
-    sqlite_template: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Side, Side]]:
-    path = tmp_path_factory.mktemp("properties") / "properties.db"
-    shutil.copyfile(sqlite_template, path)
-    name = postgres_server.create(pg_template)
-    sides = []
-    try:
-        for url in (f"sqlite:///{path}", postgres_server.url_for(name)):
-            db = open_database(url)
-            sides.append(Side(db, *build_world(db)))
+def both(migrated_pair: Any) -> Iterator[tuple[Side, Side]]:
+    with migrated_pair("properties") as (sqlite_db, pg_db):
+        sides = (Side(sqlite_db, *build_world(sqlite_db)), Side(pg_db, *build_world(pg_db)))
         assert [s.db.backend for s in sides] == ["sqlite", "postgresql"]
-        yield sides[0], sides[1]
-    finally:
-        for side in sides:
-            side.db.close()
-        postgres_server.drop(name)
+        yield sides
 
 
 # -- running one operation on both ----------------------------------------------------------------

@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -382,25 +381,9 @@ def new_job(**fields: Any) -> NewAiJob:
 
 
 @pytest.fixture(scope="module")
-def pair(
-    postgres_server: Any,
-    pg_template: str,
-    sqlite_template: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Side, Side]]:
-    path = tmp_path_factory.mktemp("hostile") / "hostile.db"
-    shutil.copyfile(sqlite_template, path)
-    name = postgres_server.create(pg_template)
-    sides = []
-    try:
-        for url in (f"sqlite:///{path}", postgres_server.url_for(name)):
-            db = open_database(url)
-            sides.append(Side(db, build_world(db)))
-        yield sides[0], sides[1]
-    finally:
-        for side in sides:
-            side.db.close()
-        postgres_server.drop(name)
+def pair(migrated_pair: Any) -> Iterator[tuple[Side, Side]]:
+    with migrated_pair("hostile") as (sqlite_db, pg_db):
+        yield Side(sqlite_db, build_world(sqlite_db)), Side(pg_db, build_world(pg_db))
 
 
 # -- observing outcomes ---------------------------------------------------------------------------

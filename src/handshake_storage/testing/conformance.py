@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -420,6 +421,27 @@ def _refusals(values: tuple[Any, ...], call: Callable[[Any], Any], error: type) 
             problems.append(f"{value!r}: {type(exc).__name__} escaped the API: {exc}")
         else:
             problems.append(f"{value!r}: accepted, returned {result!r}")
+    return problems
+
+
+def _refused_without_change(
+    db: Database, before: Any, cases: list[tuple[str, Callable[[], Any], type]]
+) -> list[str]:
+    """Run each named call; describe every one not refused with its error, and
+    the first after which the database is no longer ``before`` (then stop)."""
+    problems = []
+    for name, call, error in cases:
+        try:
+            call()
+        except error:
+            pass
+        except Exception as exc:
+            problems.append(f"{name}: {type(exc).__name__}: {exc}")
+        else:
+            problems.append(f"{name}: accepted")
+        if snapshot(db) != before:
+            problems.append(f"{name}: the database changed")
+            break
     return problems
 
 
@@ -1272,19 +1294,14 @@ class StorageConformance:
                 ConflictError,
             ),
         ]
-        problems = []
-        for name, document_id, blocks, error in cases:
-            try:
-                db.replace_blocks(HUMAN, document_id, blocks)
-            except error:
-                pass
-            except Exception as exc:
-                problems.append(f"{name}: {type(exc).__name__}: {exc}")
-            else:
-                problems.append(f"{name}: accepted")
-            if snapshot(db) != before:
-                problems.append(f"{name}: the database changed")
-                break
+        problems = _refused_without_change(
+            db,
+            before,
+            [
+                (name, partial(db.replace_blocks, HUMAN, document_id, blocks), error)
+                for name, document_id, blocks, error in cases
+            ],
+        )
         assert not problems, problems
 
     def test_block_values_round_trip(self, db: Database) -> None:
@@ -1583,19 +1600,14 @@ class StorageConformance:
                 ConflictError,
             ),
         ]
-        problems = []
-        for name, canvas_id, nodes, edges, error in cases:
-            try:
-                db.update_canvas_graph(HUMAN, canvas_id, nodes, edges)
-            except error:
-                pass
-            except Exception as exc:
-                problems.append(f"{name}: {type(exc).__name__}: {exc}")
-            else:
-                problems.append(f"{name}: accepted")
-            if snapshot(db) != before:
-                problems.append(f"{name}: the database changed")
-                break
+        problems = _refused_without_change(
+            db,
+            before,
+            [
+                (name, partial(db.update_canvas_graph, HUMAN, canvas_id, nodes, edges), error)
+                for name, canvas_id, nodes, edges, error in cases
+            ],
+        )
         problems += _refusals(
             BAD_NEW_IDS,
             lambda v: db.update_canvas_graph(HUMAN, c, [NewCanvasNode("k", 0, 0, id=v)], []),
