@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from handshake_storage.queries import BLOCK, TRACE
+from handshake_storage.tables import BLOCKS
 
-#: Column lists for bulk inserts, from the queries handshake_storage runs.
-BLOCK_COLS = tuple(c.strip() for c in BLOCK.split(","))
-TRACE_COLS = tuple(c.strip() for c in TRACE.split(","))
+#: Column lists for bulk inserts, from handshake_storage's table descriptions.
+BLOCK_COLS = BLOCKS.names
+TRACE_COLS = BLOCKS.trace_names
 
 # -- stored forms ---------------------------------------------------------------
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from operator import itemgetter
+from typing import Any, NamedTuple, TypeVar
 from uuid import UUID
 
-from . import encoding, search
+from . import encoding, search, tables
 from . import validation as check
 from .backends import Options, create_adapter
 from .backends.base import AUTOCOMMIT, SNAPSHOT, WRITE, Adapter
@@ -68,11 +69,22 @@ from .models import (
     WorkflowRun,
     Workspace,
     WriteActorKind,
-    load_json,
 )
-from .queries import BLOCK, EDGE, NODE, PORTABLE, placeholders
+from .queries import PORTABLE, placeholders
 from .record import Record
 from .schema import SchemaSnapshot
+from .tables import (
+    AI_JOBS,
+    BLOCKS,
+    CANVAS_EDGES,
+    CANVAS_NODES,
+    CANVASES,
+    DOCUMENTS,
+    STAMP,
+    WORKFLOW_NODE_EXECUTIONS,
+    WORKFLOW_RUNS,
+    WORKSPACES,
+)
 from .url import default_url, parse_url
 
 T = TypeVar("T")
@@ -81,12 +93,8 @@ R = TypeVar("R", bound=Record)
 #: Ids per statement when deleting or measuring many rows at once.
 _ID_BATCH = 500
 
-#: Column order of the rows given to insert_block / insert_terms /
-#: insert_node / insert_edge, for the adapter's bulk load (COPY).
-_BLOCK_COLUMNS = tuple(c.strip() for c in BLOCK.split(","))
+#: Column order of the rows given to insert_terms, for the bulk load (COPY).
 _TERM_COLUMNS = ("workspace_id", "term", "block_id", "occurrences")
-_NODE_COLUMNS = (*(c.strip() for c in NODE.split(",")), "ordinal")
-_EDGE_COLUMNS = (*(c.strip() for c in EDGE.split(",")), "ordinal")
 
 
 def open_database(
@@ -245,15 +253,26 @@ class Database:
         except ValidationError as exc:
             raise GuardError(f"the storage guard returned invalid metadata: {exc}") from None
 
-    def _trace(self, meta: MutationMetadata) -> tuple[Any, ...]:
+    def _stamp(self, meta: MutationMetadata) -> tuple[Any, ...]:
+        """The stored values of the columns ``tables.STAMP`` names, in that
+        order: created_at, updated_at and the traceability columns. Their
+        tail (``[1:]``) is what ``TRACE_SET`` statements set after updated_at."""
+        now = self._enc(meta.timestamp)
         return (
-            self._enc(meta.timestamp),
+            now,
+            now,
             meta.actor_kind.value,
             meta.actor_id,
             encoding.opt_str(meta.job_id),
             encoding.opt_str(meta.workflow_id),
             str(meta.edit_event_id),
         )
+
+    def _insert(self, table: tables.Table, sql: str, row: tuple[Any, ...], record: type[R]) -> R:
+        """Insert one row and return the record over it, as stored."""
+        with self._tx(AUTOCOMMIT) as s:
+            s.execute(sql, row)
+        return record._from_row(row, self._ts)
 
     # -- the three shapes of a read or a delete -----------------------------
 
@@ -291,11 +310,9 @@ class Database:
         new = _expect(workspace, NewWorkspace, "workspace")
         name = check.text(new.name, "name")
         id = _new_id(new.id)
-        meta = self._authorize(ctx, id)
-        trace = self._trace(meta)
-        with self._tx(AUTOCOMMIT) as s:
-            s.execute(self._q.insert_workspace, (id, name, trace[0], *trace))
-        return Workspace(id, name, meta.timestamp, meta.timestamp, *_stamp(meta))
+        stamp = self._stamp(self._authorize(ctx, id))
+        row = _WORKSPACE_ROW(id, name, *stamp)
+        return self._insert(WORKSPACES, self._q.insert_workspace, row, Workspace)
 
     def delete_workspace(self, ctx: WriteContext, id: str) -> None:
         """Delete a workspace with its documents, blocks and canvases."""
@@ -320,11 +337,9 @@ class Database:
         workspace_id = check.identifier(new.workspace_id, "workspace_id")
         title = check.text(new.title, "title")
         id = _new_id(new.id)
-        meta = self._authorize(ctx, id)
-        trace = self._trace(meta)
-        with self._tx(AUTOCOMMIT) as s:
-            s.execute(self._q.insert_document, (id, workspace_id, title, trace[0], *trace))
-        return Document(id, workspace_id, title, meta.timestamp, meta.timestamp, *_stamp(meta))
+        stamp = self._stamp(self._authorize(ctx, id))
+        row = _DOCUMENT_ROW(id, workspace_id, title, *stamp)
+        return self._insert(DOCUMENTS, self._q.insert_document, row, Document)
 
     def delete_document(self, ctx: WriteContext, id: str) -> None:
         """Delete a document and its blocks."""
@@ -346,15 +361,14 @@ class Database:
     def create_block(self, ctx: WriteContext, block: NewBlock) -> Block:
         """Insert a block and index its terms for search, atomically."""
         values = _block_values(block)
-        meta = self._authorize(ctx, values[0])
-        trace = self._trace(meta)
-        id, document_id, raw = values[0], values[1], values[4]
+        stamp = self._stamp(self._authorize(ctx, values.id))
+        row = _BLOCK_ROW(*values, *stamp)
         with self._tx(WRITE) as s:
-            s.execute(self._q.insert_block, (*values, trace[0], *trace))
-            terms = search.rows_for_document(id, document_id, raw)
+            s.execute(self._q.insert_block, row)
+            terms = search.rows_for_document(values.id, values.document_id, values.raw_content)
             if terms:
                 s.executemany(self._q.insert_terms_for_document, terms)
-        return _block_model(values, meta)
+        return Block._from_row(row, self._ts)
 
     def update_block(self, ctx: WriteContext, id: str, update: BlockUpdate) -> Block:
         """Change the given fields of a block; returns the block as stored."""
@@ -365,17 +379,17 @@ class Database:
         raw = check.optional_text(upd.raw_content, "raw_content")
         display = check.optional_text(upd.display_content, "display_content")
         derived = check.optional_json_text(upd.derived_content, "derived_content")
-        meta = self._authorize(ctx, id)
-        trace = self._trace(meta)
+        updated_and_trace = self._stamp(self._authorize(ctx, id))[1:]
         with self._tx(WRITE) as s:
             r = s.execute(
-                self._q.update_block, (kind, sequence, raw, display, derived, *trace, id)
+                self._q.update_block,
+                (kind, sequence, raw, display, derived, *updated_and_trace, id),
             ).fetchone()
             if r is None:
                 raise NotFoundError(f"block {id!r} does not exist")
             if raw is not None:
                 s.execute(self._q.delete_terms, (id,))
-                terms = search.rows_for_document(id, r[1], raw)
+                terms = search.rows_for_document(id, r[_B_DOCUMENT], raw)
                 if terms:
                     s.executemany(self._q.insert_terms_for_document, terms)
         return Block._from_row(r, self._ts)
@@ -395,28 +409,30 @@ class Database:
         values = [_block_values(b) for b in _sequence(blocks, "blocks")]
         seen: set[str] = set()
         for v in values:
-            if v[1] != document_id:
+            if v.document_id != document_id:
                 raise ValidationError(
-                    f"block {v[0]!r} belongs to document {v[1]!r}, not {document_id!r}"
+                    f"block {v.id!r} belongs to document {v.document_id!r}, not {document_id!r}"
                 )
-            if v[0] in seen:
-                raise ValidationError(f"block id {v[0]!r} appears twice")
-            seen.add(v[0])
-        meta = self._authorize(ctx, document_id)
-        trace = self._trace(meta)
+            if v.id in seen:
+                raise ValidationError(f"block id {v.id!r} appears twice")
+            seen.add(v.id)
+        stamp = self._stamp(self._authorize(ctx, document_id))
         q = self._q
-        rows = [(*v, trace[0], *trace) for v in values]
+        make = _BLOCK_ROW
+        rows = [make(*v, *stamp) for v in values]
         with self._tx(WRITE) as s:
-            r = s.execute(q.touch_document, (*trace, document_id)).fetchone()
+            r = s.execute(q.touch_document, (*stamp[1:], document_id)).fetchone()
             if r is None:
                 raise NotFoundError(f"document {document_id!r} does not exist")
             workspace_id = r[0]
             s.execute(q.delete_document_blocks, (document_id,))
             if rows:
                 insert = self._adapter.insert_rows
-                insert(s, "blocks", _BLOCK_COLUMNS, q.insert_block, rows)
+                insert(s, BLOCKS.name, BLOCKS.names, q.insert_block, rows)
                 terms = [
-                    t for v in values for t in search.rows_for_workspace(workspace_id, v[0], v[4])
+                    t
+                    for v in values
+                    for t in search.rows_for_workspace(workspace_id, v.id, v.raw_content)
                 ]
                 if terms:
                     insert(s, "block_terms", _TERM_COLUMNS, q.insert_terms, terms)
@@ -454,11 +470,9 @@ class Database:
         workspace_id = check.identifier(new.workspace_id, "workspace_id")
         title = check.text(new.title, "title")
         id = _new_id(new.id)
-        meta = self._authorize(ctx, id)
-        trace = self._trace(meta)
-        with self._tx(AUTOCOMMIT) as s:
-            s.execute(self._q.insert_canvas, (id, workspace_id, title, trace[0], *trace))
-        return Canvas(id, workspace_id, title, meta.timestamp, meta.timestamp, *_stamp(meta))
+        stamp = self._stamp(self._authorize(ctx, id))
+        row = _CANVAS_ROW(id, workspace_id, title, *stamp)
+        return self._insert(CANVASES, self._q.insert_canvas, row, Canvas)
 
     def list_canvases(self, workspace_id: str) -> list[Canvas]:
         """The workspace's canvases, oldest first (ties by id)."""
@@ -491,38 +505,26 @@ class Database:
         """Replace the canvas's whole graph atomically. Every edge must connect
         nodes of the new graph. Concurrent updates of one canvas serialize."""
         canvas_id = check.identifier(canvas_id, "canvas id")
-        node_values = [_node_values(n) for n in _sequence(nodes, "nodes")]
-        edge_values = [_edge_values(e) for e in _sequence(edges, "edges")]
-        node_ids = _unique_ids(node_values, "node")
-        _unique_ids(edge_values, "edge")
-        for e in edge_values:
-            for end in (e[1], e[2]):
-                if end not in node_ids:
-                    raise ValidationError(f"edge {e[0]!r} refers to node {end!r}, not in the graph")
-        meta = self._authorize(ctx, canvas_id)
-        trace = self._trace(meta)
+        nodes = _sequence(nodes, "nodes")
+        edges = _sequence(edges, "edges")
+        stamp = self._stamp(self._authorize(ctx, canvas_id))
+        node_rows = [_node_row(n, canvas_id, i, stamp) for i, n in enumerate(nodes)]
+        edge_rows = [_edge_row(e, canvas_id, i, stamp) for i, e in enumerate(edges)]
+        _check_graph(node_rows, edge_rows)
         q = self._q
-        node_rows = [
-            (n[0], canvas_id, n[1], n[2], n[3], n[4], trace[0], *trace, i)
-            for i, n in enumerate(node_values)
-        ]
-        edge_rows = [
-            (e[0], canvas_id, e[1], e[2], e[3], trace[0], *trace, i)
-            for i, e in enumerate(edge_values)
-        ]
         with self._tx(WRITE) as s:
-            r = s.execute(q.touch_canvas, (*trace, canvas_id)).fetchone()
+            r = s.execute(q.touch_canvas, (*stamp[1:], canvas_id)).fetchone()
             if r is None:
                 raise NotFoundError(f"canvas {canvas_id!r} does not exist")
             s.execute(q.delete_edges, (canvas_id,))
             s.execute(q.delete_nodes, (canvas_id,))
             insert = self._adapter.insert_rows
             if node_rows:
-                insert(s, "canvas_nodes", _NODE_COLUMNS, q.insert_node, node_rows)
+                insert(s, CANVAS_NODES.name, CANVAS_NODES.names, q.insert_node, node_rows)
             if edge_rows:
-                insert(s, "canvas_edges", _EDGE_COLUMNS, q.insert_edge, edge_rows)
+                insert(s, CANVAS_EDGES.name, CANVAS_EDGES.names, q.insert_edge, edge_rows)
         # Records over the rows as stored, decoded when read, like those
-        # get_canvas_with_graph returns (the trailing ordinal is not a field).
+        # get_canvas_with_graph returns (the ordinal is a column, not a field).
         ts = self._ts
         return CanvasGraph(
             Canvas._from_row(r, ts),
@@ -557,56 +559,27 @@ class Database:
         refs_json = check.json_text(encoding.entity_refs_to_json(refs), "entity_refs")
         ops_json = check.json_text(encoding.planned_operations_to_json(ops), "planned_operations")
         metrics_json = check.json_text(encoding.metrics_to_json(metrics), "metrics")
-        now = datetime.now(UTC)
-        stored_now = self._enc(now)
-        with self._tx(AUTOCOMMIT) as s:
-            s.execute(
-                self._q.insert_ai_job,
-                (
-                    str(id),
-                    str(trace_id),
-                    None,
-                    job_kind,
-                    JobState.QUEUED.value,
-                    status_reason,
-                    None,
-                    protocol_id,
-                    profile_id,
-                    capability_profile_id,
-                    access_mode.value,
-                    safety_mode.value,
-                    refs_json,
-                    ops_json,
-                    metrics_json,
-                    inputs,
-                    None,
-                    pinned,
-                    stored_now,
-                    stored_now,
-                ),
-            )
-        return AiJob(
-            id=id,
-            trace_id=trace_id,
-            workflow_run_id=None,
+        now = self._enc(datetime.now(UTC))
+        row = AI_JOBS.row(
+            id=str(id),
+            trace_id=str(trace_id),
             job_kind=job_kind,
-            status=JobState.QUEUED,
+            status=JobState.QUEUED.value,
             status_reason=status_reason,
-            error_message=None,
             protocol_id=protocol_id,
             profile_id=profile_id,
             capability_profile_id=capability_profile_id,
-            access_mode=access_mode,
-            safety_mode=safety_mode,
-            entity_refs=refs,
-            planned_operations=ops,
-            metrics=metrics,
-            job_inputs=load_json(inputs),
-            job_outputs=None,
+            access_mode=access_mode.value,
+            safety_mode=safety_mode.value,
+            entity_refs=refs_json,
+            planned_operations=ops_json,
+            metrics=metrics_json,
+            job_inputs=inputs,
             is_pinned=pinned,
             created_at=now,
             updated_at=now,
         )
+        return self._insert(AI_JOBS, self._q.insert_ai_job, row, AiJob)
 
     def get_ai_job(self, job_id: UUID) -> AiJob:
         """The job; NotFoundError if missing."""
@@ -668,14 +641,16 @@ class Database:
         state = check.enum(JobState, status, "status")
         now = datetime.now(UTC)
         beat = now if last_heartbeat is None else check.timestamp(last_heartbeat, "last_heartbeat")
-        run_id = uuid.uuid4()
         stored_now = self._enc(now)
-        with self._tx(AUTOCOMMIT) as s:
-            s.execute(
-                self._q.insert_run,
-                (str(run_id), str(job), state.value, None, self._enc(beat), stored_now, stored_now),
-            )
-        return WorkflowRun(run_id, job, state, None, beat, now, now)
+        row = WORKFLOW_RUNS.row(
+            id=str(uuid.uuid4()),
+            job_id=str(job),
+            status=state.value,
+            last_heartbeat=self._enc(beat),
+            created_at=stored_now,
+            updated_at=stored_now,
+        )
+        return self._insert(WORKFLOW_RUNS, self._q.insert_run, row, WorkflowRun)
 
     def update_workflow_run_status(
         self, run_id: UUID, status: JobState, error_message: str | None = None
@@ -720,42 +695,21 @@ class Database:
         sequence = check.integer(new.sequence, "sequence")
         started = check.timestamp(new.started_at, "started_at")
         payload = check.optional_json_text(new.input_payload, "input_payload")
-        now = datetime.now(UTC)
-        stored_now = self._enc(now)
-        with self._tx(AUTOCOMMIT) as s:
-            s.execute(
-                self._q.insert_node_exec,
-                (
-                    str(exec_id),
-                    str(run_id),
-                    node_id,
-                    node_type,
-                    state.value,
-                    sequence,
-                    payload,
-                    None,
-                    None,
-                    self._enc(started),
-                    None,
-                    stored_now,
-                    stored_now,
-                ),
-            )
-        return WorkflowNodeExecution(
-            exec_id,
-            run_id,
-            node_id,
-            node_type,
-            state,
-            sequence,
-            load_json(payload),
-            None,
-            None,
-            started,
-            None,
-            now,
-            now,
+        now = self._enc(datetime.now(UTC))
+        row = WORKFLOW_NODE_EXECUTIONS.row(
+            id=str(exec_id),
+            workflow_run_id=str(run_id),
+            node_id=node_id,
+            node_type=node_type,
+            status=state.value,
+            sequence=sequence,
+            input_payload=payload,
+            started_at=self._enc(started),
+            created_at=now,
+            updated_at=now,
         )
+        insert = self._q.insert_node_exec
+        return self._insert(WORKFLOW_NODE_EXECUTIONS, insert, row, WorkflowNodeExecution)
 
     def update_workflow_node_execution_status(
         self,
@@ -881,18 +835,47 @@ def _normalized_context(ctx: Any) -> WriteContext:
     return WriteContext(kind, actor_id, job_id, workflow_id)
 
 
-def _stamp(meta: MutationMetadata) -> tuple[Any, ...]:
-    """The traceability fields of a model, from the metadata that was stored."""
-    return (meta.actor_kind, meta.actor_id, meta.job_id, meta.workflow_id, meta.edit_event_id)
+class _BlockValues(NamedTuple):
+    """A NewBlock's checked values; the field names are column names."""
+
+    id: str
+    document_id: str
+    kind: str
+    sequence: int
+    raw_content: str
+    display_content: str
+    derived_content: str
 
 
-def _block_values(block: Any) -> tuple[str, str, str, int, str, str, str]:
-    """(id, document_id, kind, sequence, raw, display, derived JSON) of a NewBlock."""
+_WORKSPACE_ROW = WORKSPACES.maker("id", "name", *STAMP)
+_DOCUMENT_ROW = DOCUMENTS.maker("id", "workspace_id", "title", *STAMP)
+_CANVAS_ROW = CANVASES.maker("id", "workspace_id", "title", *STAMP)
+_BLOCK_ROW = BLOCKS.maker(*_BlockValues._fields, *STAMP)
+_NODE_ROW = CANVAS_NODES.maker(
+    "id", "canvas_id", "ordinal", "kind", "position_x", "position_y", "data", *STAMP
+)
+_EDGE_ROW = CANVAS_EDGES.maker(
+    "id", "canvas_id", "ordinal", "from_node_id", "to_node_id", "kind", *STAMP
+)
+_B_DOCUMENT = BLOCKS.at["document_id"]
+#: Blocks by sequence, then id (the order get_blocks returns), on stored rows.
+_block_row_order = itemgetter(BLOCKS.at["sequence"], BLOCKS.at["id"])
+_NODE_ID, _EDGE_ID = CANVAS_NODES.at["id"], CANVAS_EDGES.at["id"]
+_EDGE_ENDS = itemgetter(CANVAS_EDGES.at["from_node_id"], CANVAS_EDGES.at["to_node_id"])
+
+
+def _block_values(block: Any) -> _BlockValues:
     new = _expect(block, NewBlock, "block")
     raw = check.text(new.raw_content, "raw_content")
-    display = raw if new.display_content is None else check.text(new.display_content, "display")
-    derived = "{}" if new.derived_content is None else check.json_text(new.derived_content, "d")
-    return (
+    display = (
+        raw if new.display_content is None else check.text(new.display_content, "display_content")
+    )
+    derived = (
+        "{}"
+        if new.derived_content is None
+        else check.json_text(new.derived_content, "derived_content")
+    )
+    return _BlockValues(
         _new_id(new.id),
         check.identifier(new.document_id, "document_id"),
         check.text(new.kind, "kind"),
@@ -903,43 +886,51 @@ def _block_values(block: Any) -> tuple[str, str, str, int, str, str, str]:
     )
 
 
-def _block_model(v: tuple[str, str, str, int, str, str, str], meta: MutationMetadata) -> Block:
-    now = meta.timestamp
-    return Block(v[0], v[1], v[2], v[3], v[4], v[5], load_json(v[6]), now, now, *_stamp(meta))
-
-
-def _block_row_order(row: tuple[Any, ...]) -> tuple[int, str]:
-    """Blocks by sequence, then id, on rows in BLOCK column order."""
-    return (row[3], row[0])
-
-
-def _node_values(node: Any) -> tuple[str, str, float, float, str]:
+def _node_row(node: Any, canvas_id: str, ordinal: int, stamp: tuple[Any, ...]) -> tuple[Any, ...]:
     new = _expect(node, NewCanvasNode, "node")
-    return (
+    return _NODE_ROW(
         _new_id(new.id),
+        canvas_id,
+        ordinal,
         check.text(new.kind, "kind"),
         check.number(new.position_x, "position_x"),
         check.number(new.position_y, "position_y"),
         "{}" if new.data is None else check.json_text(new.data, "data"),
+        *stamp,
     )
 
 
-def _edge_values(edge: Any) -> tuple[str, str, str, str]:
+def _edge_row(edge: Any, canvas_id: str, ordinal: int, stamp: tuple[Any, ...]) -> tuple[Any, ...]:
     new = _expect(edge, NewCanvasEdge, "edge")
-    return (
+    return _EDGE_ROW(
         _new_id(new.id),
+        canvas_id,
+        ordinal,
         check.identifier(new.from_node_id, "from_node_id"),
         check.identifier(new.to_node_id, "to_node_id"),
         check.text(new.kind, "kind"),
+        *stamp,
     )
 
 
-def _unique_ids(values: list[tuple[Any, ...]], what: str) -> set[str]:
+def _check_graph(node_rows: list[tuple[Any, ...]], edge_rows: list[tuple[Any, ...]]) -> None:
+    """Ids are unique, and every edge connects nodes of the graph."""
+    node_ids = _unique_ids(node_rows, _NODE_ID, "node")
+    _unique_ids(edge_rows, _EDGE_ID, "edge")
+    for e in edge_rows:
+        for end in _EDGE_ENDS(e):
+            if end not in node_ids:
+                raise ValidationError(
+                    f"edge {e[_EDGE_ID]!r} refers to node {end!r}, not in the graph"
+                )
+
+
+def _unique_ids(rows: list[tuple[Any, ...]], at: int, what: str) -> set[str]:
     ids: set[str] = set()
-    for v in values:
-        if v[0] in ids:
-            raise ValidationError(f"{what} id {v[0]!r} appears twice")
-        ids.add(v[0])
+    for row in rows:
+        if row[at] in ids:
+            raise ValidationError(f"{what} id {row[at]!r} appears twice")
+        ids.add(row[at])
     return ids
 
 

@@ -11,70 +11,23 @@ timezone-aware UTC.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from .errors import StorageError
-from .record import Record
-
-
-class JobState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    STALLED = "stalled"
-    AWAITING_VALIDATION = "awaiting_validation"
-    AWAITING_USER = "awaiting_user"
-    COMPLETED = "completed"
-    COMPLETED_WITH_ISSUES = "completed_with_issues"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    POISONED = "poisoned"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL_JOB_STATES
-
-
-TERMINAL_JOB_STATES = frozenset(
-    {
-        JobState.COMPLETED,
-        JobState.COMPLETED_WITH_ISSUES,
-        JobState.FAILED,
-        JobState.CANCELLED,
-        JobState.POISONED,
-    }
+from . import tables
+from .enums import TERMINAL_JOB_STATES as TERMINAL_JOB_STATES
+from .enums import (
+    AccessMode,
+    JobState,
+    OperationType,
+    SafetyMode,
+    WriteActorKind,
 )
-
-
-class AccessMode(StrEnum):
-    ANALYSIS_ONLY = "analysis_only"
-    PREVIEW_ONLY = "preview_only"
-    APPLY_SCOPED = "apply_scoped"
-
-
-class SafetyMode(StrEnum):
-    STRICT = "strict"
-    NORMAL = "normal"
-    EXPERIMENTAL = "experimental"
-
-
-class WriteActorKind(StrEnum):
-    HUMAN = "HUMAN"
-    AI = "AI"
-    SYSTEM = "SYSTEM"
-
-
-class OperationType(StrEnum):
-    READ = "read"
-    WRITE = "write"
-    PLAN = "plan"
-    EXECUTE = "execute"
-
+from .record import Record
+from .tables import load_json
 
 # --------------------------------------------------------------------------
 # Small value types (stored inside AI jobs as JSON)
@@ -107,67 +60,12 @@ class JobMetrics:
 METRIC_FIELDS = tuple(JobMetrics.__dataclass_fields__)
 
 # --------------------------------------------------------------------------
-# Decoders: stored value -> API value (see record.Record)
+# Decoders of the JSON columns the API reads as value objects (the other
+# columns decode through their codec in tables.py)
 # --------------------------------------------------------------------------
 
 TimestampDecoder = Callable[[Any], datetime]
-_ACTOR = {m.value: m for m in WriteActorKind}
-_STATE = {m.value: m for m in JobState}
-_ACCESS = {m.value: m for m in AccessMode}
-_SAFETY = {m.value: m for m in SafetyMode}
 _OPERATION = {m.value: m for m in OperationType}
-
-
-def load_json(raw: str | None) -> Any:
-    """Parse stored JSON text; corrupt text is a StorageError, not a ValueError."""
-    if raw is None:
-        return None
-    if raw == "{}":
-        return {}
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise StorageError(f"stored JSON is corrupt or too deeply nested: {exc}") from None
-
-
-def _json(raw: Any, ts: TimestampDecoder) -> Any:
-    return load_json(raw)
-
-
-def _ts(raw: Any, ts: TimestampDecoder) -> datetime:
-    return ts(raw)
-
-
-def _opt_ts(raw: Any, ts: TimestampDecoder) -> datetime | None:
-    return None if raw is None else ts(raw)
-
-
-def _uuid(raw: Any, ts: TimestampDecoder) -> UUID:
-    return UUID(raw)
-
-
-def _opt_uuid(raw: Any, ts: TimestampDecoder) -> UUID | None:
-    return None if raw is None else UUID(raw)
-
-
-def _actor(raw: Any, ts: TimestampDecoder) -> WriteActorKind:
-    return _ACTOR[raw]
-
-
-def _state(raw: Any, ts: TimestampDecoder) -> JobState:
-    return _STATE[raw]
-
-
-def _access(raw: Any, ts: TimestampDecoder) -> AccessMode:
-    return _ACCESS[raw]
-
-
-def _safety(raw: Any, ts: TimestampDecoder) -> SafetyMode:
-    return _SAFETY[raw]
-
-
-def _bool(raw: Any, ts: TimestampDecoder) -> bool:
-    return bool(raw)
 
 
 def _entity_refs(raw: Any, ts: TimestampDecoder) -> list[EntityRef]:
@@ -190,24 +88,10 @@ def _metrics(raw: Any, ts: TimestampDecoder) -> JobMetrics:
     return JobMetrics(**{k: v for k, v in data.items() if k in METRIC_FIELDS})
 
 
-_TRACE = {
-    "created_at": _ts,
-    "updated_at": _ts,
-    "last_actor_kind": _actor,
-    "last_job_id": _opt_uuid,
-    "last_workflow_id": _opt_uuid,
-    "edit_event_id": _uuid,
-}
+class _Stamped(Record):
+    """The timestamps and traceability fields every content record carries."""
 
-# --------------------------------------------------------------------------
-# Content: workspaces, documents, blocks, canvases
-# --------------------------------------------------------------------------
-
-
-class Workspace(Record, decoders=_TRACE):
     __slots__ = ()
-    id: str
-    name: str
     created_at: datetime
     updated_at: datetime
     last_actor_kind: WriteActorKind
@@ -215,6 +99,17 @@ class Workspace(Record, decoders=_TRACE):
     last_job_id: UUID | None
     last_workflow_id: UUID | None
     edit_event_id: UUID
+
+
+# --------------------------------------------------------------------------
+# Content: workspaces, documents, blocks, canvases
+# --------------------------------------------------------------------------
+
+
+class Workspace(_Stamped, table=tables.WORKSPACES):
+    __slots__ = ()
+    id: str
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,18 +118,11 @@ class NewWorkspace:
     id: str | None = None
 
 
-class Document(Record, decoders=_TRACE):
+class Document(_Stamped, table=tables.DOCUMENTS):
     __slots__ = ()
     id: str
     workspace_id: str
     title: str
-    created_at: datetime
-    updated_at: datetime
-    last_actor_kind: WriteActorKind
-    last_actor_id: str | None
-    last_job_id: UUID | None
-    last_workflow_id: UUID | None
-    edit_event_id: UUID
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +132,7 @@ class NewDocument:
     id: str | None = None
 
 
-class Block(Record, decoders={**_TRACE, "derived_content": _json}):
+class Block(_Stamped, table=tables.BLOCKS):
     __slots__ = ()
     id: str
     document_id: str
@@ -253,13 +141,6 @@ class Block(Record, decoders={**_TRACE, "derived_content": _json}):
     raw_content: str
     display_content: str
     derived_content: Any
-    created_at: datetime
-    updated_at: datetime
-    last_actor_kind: WriteActorKind
-    last_actor_id: str | None
-    last_job_id: UUID | None
-    last_workflow_id: UUID | None
-    edit_event_id: UUID
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,18 +168,11 @@ class BlockUpdate:
     derived_content: Any = None
 
 
-class Canvas(Record, decoders=_TRACE):
+class Canvas(_Stamped, table=tables.CANVASES):
     __slots__ = ()
     id: str
     workspace_id: str
     title: str
-    created_at: datetime
-    updated_at: datetime
-    last_actor_kind: WriteActorKind
-    last_actor_id: str | None
-    last_job_id: UUID | None
-    last_workflow_id: UUID | None
-    edit_event_id: UUID
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,7 +182,7 @@ class NewCanvas:
     id: str | None = None
 
 
-class CanvasNode(Record, decoders={**_TRACE, "data": _json}):
+class CanvasNode(_Stamped, table=tables.CANVAS_NODES):
     __slots__ = ()
     id: str
     canvas_id: str
@@ -316,13 +190,6 @@ class CanvasNode(Record, decoders={**_TRACE, "data": _json}):
     position_x: float
     position_y: float
     data: Any
-    created_at: datetime
-    updated_at: datetime
-    last_actor_kind: WriteActorKind
-    last_actor_id: str | None
-    last_job_id: UUID | None
-    last_workflow_id: UUID | None
-    edit_event_id: UUID
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,20 +203,13 @@ class NewCanvasNode:
     id: str | None = None
 
 
-class CanvasEdge(Record, decoders=_TRACE):
+class CanvasEdge(_Stamped, table=tables.CANVAS_EDGES):
     __slots__ = ()
     id: str
     canvas_id: str
     from_node_id: str
     to_node_id: str
     kind: str
-    created_at: datetime
-    updated_at: datetime
-    last_actor_kind: WriteActorKind
-    last_actor_id: str | None
-    last_job_id: UUID | None
-    last_workflow_id: UUID | None
-    edit_event_id: UUID
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,21 +234,11 @@ class CanvasGraph:
 
 class AiJob(
     Record,
+    table=tables.AI_JOBS,
     decoders={
-        "id": _uuid,
-        "trace_id": _uuid,
-        "workflow_run_id": _opt_uuid,
-        "status": _state,
-        "access_mode": _access,
-        "safety_mode": _safety,
         "entity_refs": _entity_refs,
         "planned_operations": _planned_operations,
         "metrics": _metrics,
-        "job_inputs": _json,
-        "job_outputs": _json,
-        "is_pinned": _bool,
-        "created_at": _ts,
-        "updated_at": _ts,
     },
 ):
     __slots__ = ()
@@ -449,17 +299,7 @@ class JobStatusUpdate:
     job_outputs: Any = None
 
 
-class WorkflowRun(
-    Record,
-    decoders={
-        "id": _uuid,
-        "job_id": _uuid,
-        "status": _state,
-        "last_heartbeat": _ts,
-        "created_at": _ts,
-        "updated_at": _ts,
-    },
-):
+class WorkflowRun(Record, table=tables.WORKFLOW_RUNS):
     __slots__ = ()
     id: UUID
     job_id: UUID
@@ -470,20 +310,7 @@ class WorkflowRun(
     updated_at: datetime
 
 
-class WorkflowNodeExecution(
-    Record,
-    decoders={
-        "id": _uuid,
-        "workflow_run_id": _uuid,
-        "status": _state,
-        "input_payload": _json,
-        "output_payload": _json,
-        "started_at": _ts,
-        "finished_at": _opt_ts,
-        "created_at": _ts,
-        "updated_at": _ts,
-    },
-):
+class WorkflowNodeExecution(Record, table=tables.WORKFLOW_NODE_EXECUTIONS):
     __slots__ = ()
     id: UUID
     workflow_run_id: UUID

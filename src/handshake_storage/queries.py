@@ -1,5 +1,8 @@
 """Every business query, written once in portable SQL.
 
+Column lists and INSERT statements come from the table descriptions
+(``tables.py``); what is written here is the logic of each statement.
+
 Placeholders are ``?``; ``{C}`` after a text expression in ORDER BY asks for
 code-point order (PostgreSQL's default collation may be locale-aware, SQLite
 compares bytes). Each adapter compiles this text into its dialect once, when
@@ -11,38 +14,32 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Protocol
 
-TRACE = "last_actor_kind, last_actor_id, last_job_id, last_workflow_id, edit_event_id"
-TRACE_SET = (
-    "last_actor_kind = ?, last_actor_id = ?, last_job_id = ?, last_workflow_id = ?, "
-    "edit_event_id = ?"
+from .tables import (
+    AI_JOBS,
+    BLOCKS,
+    CANVAS_EDGES,
+    CANVAS_NODES,
+    CANVASES,
+    DOCUMENTS,
+    WORKFLOW_NODE_EXECUTIONS,
+    WORKFLOW_RUNS,
+    WORKSPACES,
 )
 
-WORKSPACE = f"id, name, created_at, updated_at, {TRACE}"
-DOCUMENT = f"id, workspace_id, title, created_at, updated_at, {TRACE}"
-BLOCK = (
-    "id, document_id, kind, sequence, raw_content, display_content, derived_content, "
-    f"created_at, updated_at, {TRACE}"
-)
-CANVAS = f"id, workspace_id, title, created_at, updated_at, {TRACE}"
-NODE = f"id, canvas_id, kind, position_x, position_y, data, created_at, updated_at, {TRACE}"
-EDGE = f"id, canvas_id, from_node_id, to_node_id, kind, created_at, updated_at, {TRACE}"
-AI_JOB = (
-    "id, trace_id, workflow_run_id, job_kind, status, status_reason, error_message, "
-    "protocol_id, profile_id, capability_profile_id, access_mode, safety_mode, "
-    "entity_refs, planned_operations, metrics, job_inputs, job_outputs, is_pinned, "
-    "created_at, updated_at"
-)
-RUN = "id, job_id, status, error_message, last_heartbeat, created_at, updated_at"
-NODE_EXEC = (
-    "id, workflow_run_id, node_id, node_type, status, sequence, input_payload, "
-    "output_payload, error_message, started_at, finished_at, created_at, updated_at"
-)
+TRACE = ", ".join(WORKSPACES.trace_names)
+TRACE_SET = ", ".join(f"{name} = ?" for name in WORKSPACES.trace_names)
+
+WORKSPACE = WORKSPACES.select_list
+DOCUMENT = DOCUMENTS.select_list
+BLOCK = BLOCKS.select_list
+CANVAS = CANVASES.select_list
+NODE = CANVAS_NODES.select_list
+EDGE = CANVAS_EDGES.select_list
+AI_JOB = AI_JOBS.select_list
+RUN = WORKFLOW_RUNS.select_list
+NODE_EXEC = WORKFLOW_NODE_EXECUTIONS.select_list
 
 TERMINAL_STATES = "'completed', 'completed_with_issues', 'failed', 'cancelled', 'poisoned'"
-
-
-def _qualified(alias: str, columns: str) -> str:
-    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
 
 
 def placeholders(n: int) -> str:
@@ -60,9 +57,7 @@ class Queries:
     # workspaces
     list_workspaces: str = f"SELECT {WORKSPACE} FROM workspaces ORDER BY created_at, id{{C}}"
     get_workspace: str = f"SELECT {WORKSPACE} FROM workspaces WHERE id = ?"
-    insert_workspace: str = (
-        f"INSERT INTO workspaces ({WORKSPACE}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
+    insert_workspace: str = WORKSPACES.insert_sql
     delete_workspace: str = "DELETE FROM workspaces WHERE id = ?"
 
     # documents
@@ -70,9 +65,7 @@ class Queries:
         f"SELECT {DOCUMENT} FROM documents WHERE workspace_id = ? ORDER BY created_at, id{{C}}"
     )
     get_document: str = f"SELECT {DOCUMENT} FROM documents WHERE id = ?"
-    insert_document: str = (
-        f"INSERT INTO documents ({DOCUMENT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
+    insert_document: str = DOCUMENTS.insert_sql
     delete_document: str = "DELETE FROM documents WHERE id = ?"
     # Stamps the document as changed and, on PostgreSQL, locks its row until
     # commit, so concurrent replace_blocks calls on one document serialize.
@@ -83,9 +76,7 @@ class Queries:
     # blocks
     get_blocks: str = f"SELECT {BLOCK} FROM blocks WHERE document_id = ? ORDER BY sequence, id{{C}}"
     get_block: str = f"SELECT {BLOCK} FROM blocks WHERE id = ?"
-    insert_block: str = (
-        f"INSERT INTO blocks ({BLOCK}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
+    insert_block: str = BLOCKS.insert_sql
     update_block: str = (
         "UPDATE blocks SET kind = COALESCE(?, kind), sequence = COALESCE(?, sequence), "
         "raw_content = COALESCE(?, raw_content), "
@@ -111,7 +102,7 @@ class Queries:
         f"SELECT {CANVAS} FROM canvases WHERE workspace_id = ? ORDER BY created_at, id{{C}}"
     )
     get_canvas: str = f"SELECT {CANVAS} FROM canvases WHERE id = ?"
-    insert_canvas: str = f"INSERT INTO canvases ({CANVAS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    insert_canvas: str = CANVASES.insert_sql
     delete_canvas: str = "DELETE FROM canvases WHERE id = ?"
     # Stamps the canvas and locks its row (PostgreSQL) for a graph replacement.
     touch_canvas: str = (
@@ -121,19 +112,11 @@ class Queries:
     get_edges: str = f"SELECT {EDGE} FROM canvas_edges WHERE canvas_id = ? ORDER BY ordinal"
     delete_edges: str = "DELETE FROM canvas_edges WHERE canvas_id = ?"
     delete_nodes: str = "DELETE FROM canvas_nodes WHERE canvas_id = ?"
-    insert_node: str = (
-        f"INSERT INTO canvas_nodes ({NODE}, ordinal) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
-    insert_edge: str = (
-        f"INSERT INTO canvas_edges ({EDGE}, ordinal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
+    insert_node: str = CANVAS_NODES.insert_sql
+    insert_edge: str = CANVAS_EDGES.insert_sql
 
     # AI jobs
-    insert_ai_job: str = (
-        f"INSERT INTO ai_jobs ({AI_JOB}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
+    insert_ai_job: str = AI_JOBS.insert_sql
     get_ai_job: str = f"SELECT {AI_JOB} FROM ai_jobs WHERE id = ?"
     update_ai_job_status: str = (
         "UPDATE ai_jobs SET status = ?, status_reason = ?, error_message = ?, "
@@ -154,7 +137,7 @@ class Queries:
     delete_ai_jobs: str = "DELETE FROM ai_jobs WHERE id IN ({ids})"
 
     # workflow runs and node executions
-    insert_run: str = f"INSERT INTO workflow_runs ({RUN}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    insert_run: str = WORKFLOW_RUNS.insert_sql
     update_run_status: str = (
         "UPDATE workflow_runs SET status = ?, error_message = ?, updated_at = ? "
         f"WHERE id = ? RETURNING {RUN}"
@@ -164,10 +147,7 @@ class Queries:
         f"SELECT {RUN} FROM workflow_runs WHERE status = 'running' AND last_heartbeat < ? "
         "ORDER BY created_at, id{C}"
     )
-    insert_node_exec: str = (
-        f"INSERT INTO workflow_node_executions ({NODE_EXEC}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
+    insert_node_exec: str = WORKFLOW_NODE_EXECUTIONS.insert_sql
     update_node_exec: str = (
         "UPDATE workflow_node_executions SET status = ?, "
         "output_payload = COALESCE(?, output_payload), error_message = ?, "
@@ -181,7 +161,7 @@ class Queries:
 
     # search: {terms} is filled with one placeholder per distinct query term
     search_blocks: str = (
-        f"SELECT {_qualified('b', BLOCK)} FROM blocks b JOIN ("
+        f"SELECT {BLOCKS.qualified('b')} FROM blocks b JOIN ("
         " SELECT block_id, SUM(occurrences) AS hits FROM block_terms"
         " WHERE workspace_id = ? AND term IN ({terms})"
         " GROUP BY block_id HAVING COUNT(*) = ?"

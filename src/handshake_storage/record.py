@@ -46,36 +46,59 @@ class _Field:
 
 
 class Record:
-    """Base of result types. Subclasses declare fields as annotations (in
-    column order) and pass ``decoders`` for fields stored in another form."""
+    """Base of result types. A subclass passes the ``table`` description
+    (``tables.py``) its rows come from and declares its fields as
+    annotations (on itself or on a field-only base class); each field is
+    located in the row and decoded by name, through the column's codec, or
+    through ``decoders[name]`` for a field the API shapes further (a JSON
+    column read as value objects). Rows may hold columns that are not fields
+    (a canvas node's ordinal)."""
 
     __slots__ = ("_dec", "_row", "_vals")
     _fields: ClassVar[tuple[str, ...]] = ()
+    _table: ClassVar[Any] = None
 
-    def __init_subclass__(cls, decoders: dict[str, Decoder] | None = None, **kw: Any) -> None:
+    def __init_subclass__(
+        cls, table: Any = None, decoders: dict[str, Decoder] | None = None, **kw: Any
+    ) -> None:
         super().__init_subclass__(**kw)
-        names = tuple(n for n in inspect.get_annotations(cls) if not n.startswith("_"))
-        decoders = decoders or {}
-        unknown = set(decoders) - set(names)
+        if table is None:  # a base that only declares shared fields
+            return
+        declared: list[str] = []
+        for klass in reversed(cls.__mro__):
+            if issubclass(klass, Record) and klass is not Record:
+                declared += [n for n in inspect.get_annotations(klass) if not n.startswith("_")]
+        unknown = [n for n in declared if n not in table.at]
         if unknown:
-            raise TypeError(f"decoders for unknown fields: {sorted(unknown)}")
-        for index, name in enumerate(names):
-            setattr(cls, name, _Field(name, index, decoders.get(name)))
+            raise TypeError(f"{cls.__name__}: {table.name} has no column(s) {unknown}")
+        decoders = decoders or {}
+        if set(decoders) - set(declared):
+            raise TypeError(f"decoders for unknown fields: {sorted(set(decoders) - set(declared))}")
+        names = tuple(sorted(declared, key=table.at.__getitem__))
+        for name in names:
+            column = table.by_name[name]
+            decode = decoders.get(name, column.decoder)
+            setattr(cls, name, _Field(name, table.at[name], decode))
         cls._fields = names
+        cls._table = table
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Build a record from already-decoded field values."""
         names = self._fields
         if len(args) > len(names):
             raise TypeError(f"{type(self).__name__} takes {len(names)} fields")
-        values = list(args)
+        given = dict(zip(names, args, strict=False))
         for name in names[len(args) :]:
             try:
-                values.append(kwargs.pop(name))
+                given[name] = kwargs.pop(name)
             except KeyError:
                 raise TypeError(f"{type(self).__name__} is missing field {name!r}") from None
         if kwargs:
             raise TypeError(f"{type(self).__name__} has no field(s) {sorted(kwargs)}")
+        at = self._table.at
+        values: list[Any] = [None] * len(at)
+        for name, value in given.items():
+            values[at[name]] = value
         self._row = tuple(values)
         self._dec = None
         self._vals = values
@@ -83,8 +106,7 @@ class Record:
     @classmethod
     def _from_row(cls, row: Any, decode_timestamp: Callable[[Any], Any]) -> Any:
         """A record over a database row; fields are decoded when first read.
-        The row may carry extra trailing columns (a sort key): fields are
-        read by position, so they are ignored."""
+        The row holds the table's columns in description order."""
         self = _new(cls)
         self._row = row
         self._dec = decode_timestamp

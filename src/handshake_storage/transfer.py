@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import sqlscript
+from . import sqlscript, tables
 from .backends import Options, create_adapter
 from .backends.base import SNAPSHOT, WRITE, Adapter, Session
 from .digest import TableDigest
@@ -177,8 +177,9 @@ def _copy_table(
 ) -> TableDigest:
     if [c.name for c in table.columns] != [c.name for c in target_table.columns]:
         raise StorageError(f"table {table.name} has different columns on source and target")
-    columns = [c.name for c in table.columns]
-    families = [c.family for c in table.columns]
+    columns = _column_order(table)
+    family = {c.name: c.family for c in table.columns}
+    families = [family[name] for name in columns]
     digest = TableDigest(families, src.decode_timestamp)
     total = 0
     if progress:
@@ -227,10 +228,28 @@ def _converter(
     return convert
 
 
+def _column_order(table: Table) -> list[str]:
+    """A canonical table's columns in its description's order (tables.py),
+    refusing a live table that differs from the description; the
+    bookkeeping tables in their introspected order."""
+    description = tables.BY_NAME.get(table.name)
+    if description is None:
+        return [c.name for c in table.columns]
+    live = {c.name for c in table.columns}
+    if live != set(description.names):
+        raise StorageError(
+            f"table {table.name} has columns {sorted(live)}, but this version of "
+            f"handshake_storage describes {sorted(description.names)}; nothing was copied"
+        )
+    return list(description.names)
+
+
 def _digest(adapter: Adapter, session: Session, table: Table) -> TableDigest:
-    columns = ", ".join(c.name for c in table.columns)
-    digest = TableDigest([c.family for c in table.columns], adapter.decode_timestamp)
-    return digest.add_all(adapter.stream(session, f"SELECT {columns} FROM {table.name}"))
+    columns = _column_order(table)
+    family = {c.name: c.family for c in table.columns}
+    digest = TableDigest([family[n] for n in columns], adapter.decode_timestamp)
+    sql = f"SELECT {', '.join(columns)} FROM {table.name}"
+    return digest.add_all(adapter.stream(session, sql))
 
 
 def _dependency_order(schema: SchemaSnapshot, exclude: set[str]) -> list[str]:
