@@ -3,7 +3,8 @@
 A table's digest is the sum, modulo 2**256, of the SHA-256 of each row in a
 canonical form. The sum does not depend on row order, so it is computed
 while streaming in whatever order the database yields (no sort, no second
-pass over the source), and it counts duplicates, unlike XOR. Canonical form:
+pass over the source), and it counts duplicates, unlike XOR. Columns come in
+sorted name order (``transfer._column_order``). Canonical form:
 timestamps as UTC ISO text with microseconds, booleans as bool, floats by
 ``repr``, everything else as the driver returns it.
 """

@@ -229,19 +229,20 @@ def _converter(
 
 
 def _column_order(table: Table) -> list[str]:
-    """A canonical table's columns in its description's order (tables.py),
-    refusing a live table that differs from the description; the
-    bookkeeping tables in their introspected order."""
+    """The columns copied and digested, by name in sorted order (so a digest
+    does not depend on any backend's or description's column order). A
+    canonical table must have exactly the columns its description
+    (tables.py) names: a migration and its description cannot drift apart."""
     description = tables.BY_NAME.get(table.name)
-    if description is None:
-        return [c.name for c in table.columns]
+    if description is None:  # bookkeeping tables
+        return sorted(c.name for c in table.columns)
     live = {c.name for c in table.columns}
     if live != set(description.names):
         raise StorageError(
             f"table {table.name} has columns {sorted(live)}, but this version of "
             f"handshake_storage describes {sorted(description.names)}; nothing was copied"
         )
-    return list(description.names)
+    return sorted(description.names)
 
 
 def _digest(adapter: Adapter, session: Session, table: Table) -> TableDigest:
