@@ -49,7 +49,18 @@ OTHER = {"sqlite": "postgresql", "postgresql": "sqlite"}
 LONG_AGO = datetime(2020, 2, 29, 23, 59, 59, 999_999, tzinfo=UTC)
 
 #: Terms searched for in every workspace by ``api_state``.
-SEARCH_TERMS = ("alpha", "straße", "東京", "x" * 130, "fox quick", "missing")
+SEARCH_TERMS = (
+    "alpha",
+    "straße",
+    "東京",
+    "x" * 130,
+    "fox quick",
+    "missing",
+    '"quick brown"',
+    "stra*",
+    "fox -alpha",
+    "alpha OR 東京",
+)
 
 
 def ai() -> WriteContext:
@@ -165,7 +176,7 @@ def api_state(db: Database, w: Workload) -> dict[Any, Any]:
         for canvas in canvases:
             state["graph", canvas.id] = db.get_canvas_with_graph(canvas.id)
         for term in SEARCH_TERMS:
-            state["search", ws, term] = db.search_blocks(ws, term)
+            state["search", ws, term] = db.search_hits(ws, term)
     for job in w.jobs:
         state["job", job] = db.get_ai_job(job)
     for run in w.runs:

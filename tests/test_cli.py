@@ -173,12 +173,16 @@ def test_migrate_to_a_target_and_roll_back_to_a_target(databases):
     lines = ok(cli("--database-url", url, "migrate", "--to", "1"))
     assert lines[-1] == "migrated to version 1"
     assert [line.split()[0] for line in lines[1:-1]] == [SHIPPED[0].name]
-    assert [r.state for r in db.migration_status()] == ["applied", "pending", "pending"]
+    assert [r.state for r in db.migration_status()] == ["applied"] + ["pending"] * (
+        len(SHIPPED) - 1
+    )
     assert ok(cli("--database-url", url, "status"))[1] == f"version: 1 (latest known: {LATEST})"
 
     lines = ok(cli("--database-url", url, "migrate", "--to", "2"))
     assert [line.split()[0] for line in lines[1:-1]] == [SHIPPED[1].name]
-    assert [r.state for r in db.migration_status()] == ["applied", "applied", "pending"]
+    assert [r.state for r in db.migration_status()] == ["applied"] * 2 + ["pending"] * (
+        len(SHIPPED) - 2
+    )
 
     lines = ok(cli("--database-url", url, "rollback", "--to", "0"))
     assert lines[-1] == "rolled back to version 0"

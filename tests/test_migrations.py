@@ -37,7 +37,9 @@ CREATED_BY = {
     1: {"workspaces", "documents", "blocks", "canvases", "canvas_nodes", "canvas_edges"},
     2: {"ai_jobs", "workflow_runs", "workflow_node_executions"},
     3: {"block_terms"},
+    4: {"block_search"},
 }
+DROPPED_BY = {4: {"block_terms"}}
 
 
 # -- helpers ------------------------------------------------------------------
@@ -78,7 +80,10 @@ def content_tables(db: Database) -> set[str]:
 
 
 def expected_tables(version: int) -> set[str]:
-    return set().union(*(CREATED_BY[v] for v in range(1, version + 1)))
+    tables: set[str] = set()
+    for v in range(1, version + 1):
+        tables = (tables - DROPPED_BY.get(v, set())) | CREATED_BY[v]
+    return tables
 
 
 def file_sha256(name: str) -> str:
@@ -212,8 +217,8 @@ def test_run_migrations_stops_at_the_target(fresh):
     assert fresh.run_migrations(2).steps == ()
 
     plan = fresh.run_migrations()
-    assert [s.migration.version for s in plan.steps] == [3]
-    assert [v[0] for v in version_rows(fresh)] == [1, 2, 3]
+    assert [s.migration.version for s in plan.steps] == [m.version for m in SHIPPED[2:]]
+    assert [v[0] for v in version_rows(fresh)] == [m.version for m in SHIPPED]
 
 
 def test_run_migrations_to_zero_applies_nothing(fresh):
@@ -252,19 +257,20 @@ def test_rollback_to_a_target(fresh):
 
     plan = fresh.rollback_migrations(1)
 
+    above_1 = range(LATEST, 1, -1)
     assert (plan.current, plan.target) == (LATEST, 1)
-    assert [(s.direction, s.migration.version) for s in plan.steps] == [("down", 3), ("down", 2)]
+    assert [(s.direction, s.migration.version) for s in plan.steps] == [
+        ("down", v) for v in above_1
+    ]
     assert content_tables(fresh) == expected_tables(1)
     assert [v[0] for v in version_rows(fresh)] == [1]
     assert [(r.version, r.state) for r in fresh.migration_status()] == [
         (1, "applied"),
-        (2, "pending"),
-        (3, "pending"),
+        *((v, "pending") for v in reversed(above_1)),
     ]
     by_version = {m.version: m for m in SHIPPED}
     assert sorted(log_rows(fresh)[len(log_before) :]) == [
-        (2, "down", by_version[2].checksum, None, None),
-        (3, "down", by_version[3].checksum, None, None),
+        (v, "down", by_version[v].checksum, None, None) for v in reversed(above_1)
     ]
 
     assert fresh.rollback_migrations(1).steps == ()
@@ -318,9 +324,12 @@ def test_plan_of_a_rollback_runs_nothing(fresh):
 
     plan = Migrator(fresh._adapter).plan(1, down=True)
 
-    assert [(s.direction, s.migration.version) for s in plan.steps] == [("down", 3), ("down", 2)]
+    above_1 = range(LATEST, 1, -1)
+    assert [(s.direction, s.migration.version) for s in plan.steps] == [
+        ("down", v) for v in above_1
+    ]
     by_version = {m.version: m for m in SHIPPED}
-    assert [s.sql for s in plan.steps] == [by_version[3].down_sql, by_version[2].down_sql]
+    assert [s.sql for s in plan.steps] == [by_version[v].down_sql for v in above_1]
     assert version_rows(fresh) == versions
     assert fresh.schema() == schema
 
@@ -461,19 +470,20 @@ def test_a_database_newer_than_the_code_is_refused(migrated):
 
 
 def test_a_version_applied_by_newer_code_is_refused_by_the_shipped_code(migrated, tmp_path):
+    future = f"{LATEST + 1:04d}_future_table"
     extra = write_migrations(
         tmp_path / "newer",
         {
-            "0004_future_table.sql": "CREATE TABLE future_table (id TEXT NOT NULL PRIMARY KEY);\n",
-            "0004_future_table.down.sql": "DROP TABLE future_table;\n",
+            f"{future}.sql": "CREATE TABLE future_table (id TEXT NOT NULL PRIMARY KEY);\n",
+            f"{future}.down.sql": "DROP TABLE future_table;\n",
         },
     )
-    newer_code = Migrator(migrated._adapter, [*SHIPPED, *load_migrations_from(extra, 4)])
-    assert [s.migration.version for s in newer_code.migrate().steps] == [4]
+    newer_code = Migrator(migrated._adapter, [*SHIPPED, *load_migrations_from(extra, LATEST + 1)])
+    assert [s.migration.version for s in newer_code.migrate().steps] == [LATEST + 1]
 
-    with pytest.raises(MigrationError, match=r"0004_future_table applied.*newer than the code"):
+    with pytest.raises(MigrationError, match=rf"{future} applied.*newer than the code"):
         migrated.run_migrations()
-    with pytest.raises(MigrationError, match="0004_future_table applied"):
+    with pytest.raises(MigrationError, match=f"{future} applied"):
         migrated.rollback_migrations(1)
     assert migrated.migration_status()[-1].state == "unknown"
     assert "future_table" in migrated.schema().tables

@@ -44,7 +44,7 @@ What is generated (examples per test in ``EXAMPLES``):
 * block lists — random ids (Unicode), sequences (with ties and the 64-bit
   extremes) and words, sometimes with one invalid or colliding block — for
   ``replace_blocks`` (order by sequence then id, atomicity), then random
-  searches compared with a reference model of term matching and ranking.
+  searches compared with the model of tests/search_model.py (matches and scores).
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -63,6 +62,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+import search_model
 from handshake_storage import (
     AccessMode,
     BlockUpdate,
@@ -1009,10 +1009,6 @@ spoilers = st.one_of(
 )
 
 
-def terms(text: str) -> Counter[str]:
-    return Counter(t.casefold() for t in re.findall(r"\w+", text))
-
-
 @PROPERTY_SETTINGS
 @given(
     specs=block_specs,
@@ -1074,27 +1070,29 @@ def test_block_lists_order_atomicity_and_search_agree(
         assert outcome.value == expected and stored.value == expected
         current = expected
 
-    # search: every query term must occur; most occurrences first, then sequence and id
+    # search: compared with the model of tests/search_model.py, hits and scores
     # query words: mostly words of the stored blocks, sometimes anything
     words = [word for _, _, text in current for word in re.findall(r"\w+", text)] or WORDS
     query = [words[p % len(words)] if isinstance(p, int) else p for p in picks]
     query_text = " ".join(query)
-    wanted = set(terms(query_text))
     found = on_both(
         both,
-        lambda s: [b.id for b in s.db.search_blocks(WORLD.search_workspace, query_text, limit)],
+        lambda s: [
+            (h.block.id, h.score)
+            for h in s.db.search_hits(WORLD.search_workspace, query_text, limit)
+        ],
     )
     if not storable_text(query_text):
         expect(found, False, query_text)
         event("search: ValidationError")
         return
-    scored = []
-    for block_id, sequence, text in current:
-        counts = terms(text)
-        if wanted and all(t in counts for t in wanted):
-            scored.append((-sum(counts[t] for t in wanted), sequence, block_id))
-    expected_ids = [i for _, _, i in sorted(scored)][:limit]
-    assert found.ok and found.value == expected_ids, (found.value, expected_ids)
+    try:
+        expected_hits = search_model.ranked({i: t for i, _, t in current}, query_text)[:limit]
+    except search_model.Malformed:
+        expect(found, False, query_text)
+        event("search: malformed query")
+        return
+    assert found.ok and found.value == expected_hits, (found.value, expected_hits)
     event(f"search hits: {len(found.value)}")
 
 

@@ -9,6 +9,10 @@ bitmap heap scan fed by one) on the expected index. The test tables are tiny,
 so the PostgreSQL planner would rightly prefer a sequential scan; the
 transaction sets ``enable_seqscan = off``, which makes the plan show whether a
 usable index exists (a query without one still gets a Seq Scan).
+
+Search reaches ``block_search`` through the engine's full-text index
+(:data:`FULLTEXT`): on SQLite the FTS5 table yields rowids and each row is
+read by rowid; on PostgreSQL a bitmap scan of the GIN index feeds the heap.
 """
 
 from __future__ import annotations
@@ -20,17 +24,20 @@ from typing import Any
 
 import pytest
 
-from handshake_storage import Database
+from handshake_storage import Database, search
+from handshake_storage.backends.base import Adapter
+from handshake_storage.database import _search_sql
 from handshake_storage.queries import PORTABLE, placeholders
 
 PK = "<primary key>"
+FULLTEXT = "<full-text index>"
 
 
 @dataclass(frozen=True)
 class Case:
     name: str
-    #: portable SQL of queries.py (compiled by the adapter in the test)
-    sql: Callable[[], str]
+    #: portable SQL of queries.py, given the adapter (compiled by it in the test)
+    sql: Callable[[Adapter], str]
     #: parameters, given a timestamp in the backend's stored form
     params: Callable[[Any], tuple[Any, ...]]
     #: table -> the index (or PK) that must serve it
@@ -43,8 +50,15 @@ TRACE = ("HUMAN", "ada", None, None, "00000000-0000-0000-0000-000000000001")
 JOB = "00000000-0000-0000-0000-0000000000aa"
 
 
-def _q(name: str) -> Callable[[], str]:
-    return lambda: getattr(PORTABLE, name)
+def _q(name: str) -> Callable[[Adapter], str]:
+    return lambda adapter: getattr(PORTABLE, name)
+
+
+def _match(adapter: Adapter, sql: str) -> str:
+    return sql.replace("{match}", adapter.fulltext_match("s", "block_search", "tokens"))
+
+
+ALPHA = search.parse("alpha")
 
 
 CASES = [
@@ -62,10 +76,10 @@ CASES = [
         {"blocks": PK},
     ),
     Case(
-        "delete_terms",
-        _q("delete_terms"),
+        "delete_search_rows",
+        _q("delete_search_rows"),
         lambda ts: ("b1",),
-        {"block_terms": "idx_block_terms_block"},
+        {"block_search": PK},
     ),
     Case(
         "delete_document_blocks",
@@ -74,17 +88,30 @@ CASES = [
         {"blocks": "idx_blocks_document_sequence"},
     ),
     Case(
-        "insert_terms_for_document",
-        _q("insert_terms_for_document"),
-        lambda ts: ("term", "b1", 1, "d1"),
+        "insert_search_rows_for_document",
+        _q("insert_search_rows_for_document"),
+        lambda ts: ("b1", 0, 1, " x ", "d1"),
         {"documents": PK},
     ),
     Case(
-        "search_blocks",
-        lambda: PORTABLE.search_blocks.replace("{terms}", placeholders(2)),
-        lambda ts: ("w1", "alpha", "beta", 2, 50),
-        {"block_terms": PK, "blocks": PK},
-        aliases={"blocks": "b"},
+        "search_page",
+        lambda adapter: _match(adapter, _search_sql(1)),
+        lambda ts: (" alpha ", 7, "w1", "QUERY", 50, 0),
+        {"block_search": FULLTEXT, "blocks": PK},
+        aliases={"blocks": "b", "block_search": "s"},
+    ),
+    Case(
+        "search_long_candidates",
+        lambda adapter: _match(adapter, PORTABLE.search_long_candidates),
+        lambda ts: ("w1", "QUERY"),
+        {"block_search": FULLTEXT},
+        aliases={"block_search": "s"},
+    ),
+    Case(
+        "get_blocks_by_id",
+        lambda adapter: PORTABLE.get_blocks_by_id.replace("{ids}", placeholders(2)),
+        lambda ts: ("b1", "b2"),
+        {"blocks": PK},
     ),
     Case("get_workspace", _q("get_workspace"), lambda ts: ("w1",), {"workspaces": PK}),
     Case(
@@ -173,16 +200,20 @@ CASES = [
 ]
 
 
-def test_every_case_names_a_real_query() -> None:
+def test_every_case_names_a_real_query(db: Database) -> None:
     for case in CASES:
-        assert case.sql().strip(), case.name
+        assert case.sql(db._adapter).strip(), case.name
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_hot_query_uses_an_index(db: Database, case: Case) -> None:
     adapter = db._adapter
-    sql = adapter.compile(case.sql())
-    params = case.params(adapter.encode_timestamp(datetime.now(UTC)))
+    sql = adapter.compile(case.sql(adapter))
+    query = adapter.fulltext_query(ALPHA.clauses, ALPHA.excluded)
+    params = tuple(
+        query if p == "QUERY" else p
+        for p in case.params(adapter.encode_timestamp(datetime.now(UTC)))
+    )
     with adapter.transaction() as s:
         if db.backend == "sqlite":
             rows = s.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
@@ -203,7 +234,12 @@ def _check_sqlite(details: list[str], case: Case) -> None:
         searches = [d for d in details if d.startswith(f"SEARCH {name} ")]
         assert searches, f"{case.name}: {table} is not searched through an index:\n{plan}"
         for line in searches:
-            if index == PK:
+            if index == FULLTEXT:
+                assert "INTEGER PRIMARY KEY (rowid=?)" in line, (
+                    f"{case.name}: {table} rows not read by the rowids of its FTS5 table:\n{plan}"
+                )
+                assert any("block_search_fulltext VIRTUAL TABLE" in d for d in details), plan
+            elif index == PK:
                 assert f"sqlite_autoindex_{table}_" in line or "PRIMARY KEY" in line, (
                     f"{case.name}: {table} not searched by its primary key:\n{plan}"
                 )
@@ -225,7 +261,13 @@ def _check_postgresql(plan: dict[str, Any], case: Case) -> None:
         f"{n['Node Type']} {n.get('Relation Name', '')} {n.get('Index Name', '')}" for n in nodes
     )
     for table, index in case.expect.items():
-        expected = f"{table}_pkey" if index == PK else index
+        expected = (
+            f"{table}_pkey"
+            if index == PK
+            else "block_search_fulltext"
+            if index == FULLTEXT
+            else index
+        )
         on_table = [n for n in nodes if n.get("Relation Name") == table]
         assert on_table, f"{case.name}: {table} does not appear in the plan:\n{shown}"
         for node in on_table:
@@ -248,7 +290,7 @@ def test_a_query_without_an_index_is_caught(db: Database) -> None:
     """The checks above can fail: a filter on an unindexed column is a full scan."""
     case = Case(
         "unindexed",
-        lambda: "SELECT id FROM blocks WHERE kind = ?",
+        lambda adapter: "SELECT id FROM blocks WHERE kind = ?",
         lambda ts: ("paragraph",),
         {"blocks": PK},
     )

@@ -29,10 +29,13 @@ from handshake_storage.migrator import load_migrations
 from portability_support import HUMAN, api_state, execute, populate, scalar, table_digests
 
 MIGRATIONS = Path(rebuildable.__file__).parent / "migrations"
+#: Tampering with the search rows: one block's rows disappear.
+DELETE_ONE = ("DELETE FROM block_search WHERE block_id = ?", ("blk-0-0-1",))
 _CREATE_INDEX = re.compile(
     r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(\w+)\s+ON\s+(\w+)\s*\(([^)]*)", re.I | re.M
 )
 _CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+(\w+)", re.I | re.M)
+_DROP_TABLE = re.compile(r"^\s*DROP\s+TABLE\s+(\w+)", re.I | re.M)
 
 
 def leading_comments(text: str, position: int) -> list[str]:
@@ -49,7 +52,8 @@ def leading_comments(text: str, position: int) -> list[str]:
 def declared_in_files() -> tuple[dict[str, tuple[str, int, bool]], dict[str, tuple[str, int]]]:
     """Read the shipped up-migrations independently of the implementation:
     every CREATE INDEX -> (table, version, marked) and every marked table ->
-    (marker arguments, version)."""
+    (marker arguments, version), as of the latest version (a dropped table
+    takes its indexes along)."""
     indexes: dict[str, tuple[str, int, bool]] = {}
     derived: dict[str, tuple[str, int]] = {}
     ups = sorted(p for p in MIGRATIONS.glob("[0-9]*.sql") if not p.name.endswith(".down.sql"))
@@ -57,6 +61,8 @@ def declared_in_files() -> tuple[dict[str, tuple[str, int, bool]], dict[str, tup
     for path in ups:
         version = int(path.name[:4])
         text = path.read_text(encoding="utf-8")
+        for match in _DROP_TABLE.finditer(text):
+            indexes = {n: i for n, i in indexes.items() if i[0] != match.group(1)}
         for match in _CREATE_INDEX.finditer(text):
             marked = "-- @rebuildable index" in leading_comments(text, match.start())
             indexes[match.group(1)] = (match.group(2), version, marked)
@@ -85,18 +91,29 @@ def test_every_shipped_index_is_marked_and_in_the_registry() -> None:
         assert name in obj.create_sql
 
 
-def test_block_terms_is_derived_from_blocks_via_its_builder() -> None:
+def test_block_search_is_derived_from_blocks_with_a_fulltext_index() -> None:
     _, derived = declared_in_files()
-    assert set(derived) == {"block_terms"}
-    marker, version = derived["block_terms"]
-    assert marker.split()[0] == "derived" and "builder=block_terms" in marker.split()
+    assert set(derived) == {"block_terms", "block_search"}  # every one ever declared
+    marker, version = derived["block_search"]
+    assert marker.split()[0] == "derived" and "builder=block_search" in marker.split()
+    assert "fulltext=tokens" in marker.split()
     (obj,) = [o for o in rebuildable.registry() if o.kind == "derived"]
-    assert obj.name == obj.table == "block_terms"
-    assert obj.builder == "block_terms" and obj.builder in rebuildable.BUILDERS
+    assert obj.name == obj.table == "block_search"
+    assert obj.builder == "block_search" and obj.builder in rebuildable.BUILDERS
     assert "blocks" in obj.derived_from
     assert obj.version == version
-    assert "blocks" in obj.source and "block_terms" in obj.source
-    assert rebuildable.derived_tables() == {"block_terms"}
+    assert "blocks" in obj.source and "block_search" in obj.source
+    assert rebuildable.derived_tables() == {"block_search"}
+    (fulltext,) = [o for o in rebuildable.registry() if o.kind == "fulltext"]
+    assert (fulltext.name, fulltext.table, fulltext.columns) == (
+        "block_search_fulltext",
+        "block_search",
+        ("tokens",),
+    )
+    assert fulltext.version == version
+    # the projection of 0003 is still known below 0004, with its builder
+    assert rebuildable.derived_tables(3) == {"block_terms"}
+    assert "block_terms" in rebuildable.BUILDERS
 
 
 def test_registry_follows_the_version() -> None:
@@ -108,10 +125,13 @@ def test_registry_follows_the_version() -> None:
     for version in range(1, latest + 1):
         objects = rebuildable.registry(version)
         assert all(o.version <= version for o in objects)
-        assert {o.name for o in objects} == {
-            o.name for o in rebuildable.registry() if o.version <= version
-        }
+        later = {o.name for o in rebuildable.registry() if o.version > version}
+        assert not later & {o.name for o in objects}
     assert "block_terms" not in {o.name for o in rebuildable.registry(2)}
+    assert "block_terms" in {o.name for o in rebuildable.registry(3)}
+    assert "block_search" not in {o.name for o in rebuildable.registry(3)}
+    assert {"block_search", "block_search_fulltext"} <= {o.name for o in rebuildable.registry(4)}
+    assert "block_terms" not in {o.name for o in rebuildable.registry(4)}
     assert rebuildable.registry(0) == []
 
 
@@ -153,9 +173,9 @@ def test_malformed_derived_marker_is_refused(tmp_path: Path) -> None:
 def test_select_validates_names() -> None:
     objects = rebuildable.registry()
     assert rebuildable.select(objects, None) == objects
-    picked = rebuildable.select(objects, ["block_terms", "idx_ai_jobs_trace", "block_terms"])
-    assert [o.name for o in picked] == ["block_terms", "idx_ai_jobs_trace"]
-    for bad in (["nope"], ["blocks"], ["block_terms", "BLOCK_TERMS"], [""]):
+    picked = rebuildable.select(objects, ["block_search", "idx_ai_jobs_trace", "block_search"])
+    assert [o.name for o in picked] == ["block_search", "idx_ai_jobs_trace"]
+    for bad in (["nope"], ["blocks"], ["block_search", "BLOCK_SEARCH"], [""], ["block_terms"]):
         with pytest.raises(ValidationError, match="unknown rebuildable"):
             rebuildable.select(objects, bad)
 
@@ -172,7 +192,7 @@ def test_live_indexes_match_the_registry(db: Database) -> None:
 def test_rebuild_all_equals_the_original(db: Database) -> None:
     w = populate(db)
     schema, digests, state = db.schema(), table_digests(db), api_state(db, w)
-    assert digests["block_terms"].count > 0
+    assert digests["block_search"].count > 0
     rebuilt = rebuildable.rebuild(db)
     assert sorted(rebuilt) == sorted(o.name for o in rebuildable.registry())
     assert db.schema() == schema
@@ -185,24 +205,27 @@ def test_rebuild_all_equals_the_original(db: Database) -> None:
 
 def test_rebuild_named_objects_only(db: Database) -> None:
     populate(db)
-    expected = table_digests(db)["block_terms"]
-    execute(db, "DELETE FROM block_terms WHERE term = ?", ("alpha",))
-    tampered = table_digests(db)["block_terms"]
+    expected = table_digests(db)["block_search"]
+    execute(db, *DELETE_ONE)
+    tampered = table_digests(db)["block_search"]
     assert tampered != expected
     # an index only: the tampered projection stays as it is
     assert rebuildable.rebuild(db, ["idx_ai_jobs_trace"]) == ["idx_ai_jobs_trace"]
-    assert table_digests(db)["block_terms"] == tampered
-    # the derived table: recomputed, and its index recreated with it
-    assert rebuildable.rebuild(db, ["block_terms"]) == ["block_terms", "idx_block_terms_block"]
-    assert table_digests(db)["block_terms"] == expected
-    assert "idx_block_terms_block" in db.schema().indexes
+    assert table_digests(db)["block_search"] == tampered
+    # the full-text index only: rebuilt from the (tampered) rows
+    assert rebuildable.rebuild(db, ["block_search_fulltext"]) == ["block_search_fulltext"]
+    assert table_digests(db)["block_search"] == tampered
+    # the derived table: recomputed, and its full-text index recreated with it
+    assert rebuildable.rebuild(db, ["block_search"]) == ["block_search", "block_search_fulltext"]
+    assert table_digests(db)["block_search"] == expected
+    assert all(r.equal for r in rebuildable.verify(db, ["block_search_fulltext"]))
 
 
 def test_unknown_names_are_refused_and_change_nothing(db: Database) -> None:
     populate(db)
-    execute(db, "DELETE FROM block_terms WHERE term = ?", ("fox",))
+    execute(db, *DELETE_ONE)
     before = table_digests(db)
-    for names in (["nope"], ["block_terms", "nope"], ["blocks"], ["schema_migrations"]):
+    for names in (["nope"], ["block_search", "nope"], ["blocks"], ["schema_migrations"]):
         with pytest.raises(ValidationError, match="unknown rebuildable"):
             rebuildable.rebuild(db, names)
         with pytest.raises(ValidationError, match="unknown rebuildable"):
@@ -220,20 +243,20 @@ def test_verify_is_equal_after_a_workload_and_changes_nothing(db: Database) -> N
     assert len(results) == len(rebuildable.registry())
     assert all(r.equal for r in results), [r for r in results if not r.equal]
     assert table_digests(db) == before
-    terms = rebuildable.verify(db, ["block_terms"])[0]
-    assert terms.name == "block_terms" and terms.equal
-    assert f"rows={before['block_terms'].count}" in terms.detail
+    terms = rebuildable.verify(db, ["block_search"])[0]
+    assert terms.name == "block_search" and terms.equal
+    assert f"rows={before['block_search'].count}" in terms.detail
 
 
 @pytest.mark.parametrize(
     "tamper",
     [
-        ("DELETE FROM block_terms WHERE term = ?", ("alpha",)),
-        ("UPDATE block_terms SET occurrences = occurrences + 1 WHERE term = ?", ("fox",)),
+        ("DELETE FROM block_search WHERE block_id = ?", ("blk-0-0-1",)),
+        ("UPDATE block_search SET word_count = word_count + 1 WHERE block_id = ?", ("blk-0-0-2",)),
         (
-            "INSERT INTO block_terms (workspace_id, term, block_id, occurrences) "
-            "VALUES (?, ?, ?, ?)",
-            ("ws-0", "planted", "blk-0-0-1", 3),
+            "INSERT INTO block_search (block_id, chunk, word_count, tokens, workspace_id) "
+            "VALUES (?, ?, ?, ?, ?)",
+            ("blk-0-0-1", 7, 1, " planted ", "ws-0"),
         ),
     ],
     ids=["deleted-rows", "changed-counts", "planted-row"],
@@ -246,13 +269,13 @@ def test_verify_detects_a_tampered_projection_and_rebuild_fixes_it(
     state = api_state(db, w)
     execute(db, *tamper)
     bad = table_digests(db)
-    assert bad["block_terms"] != good["block_terms"]
+    assert bad["block_search"] != good["block_search"]
     results = {r.name: r for r in rebuildable.verify(db)}
-    assert not results["block_terms"].equal
-    assert "before" in results["block_terms"].detail
-    assert all(r.equal for n, r in results.items() if n != "block_terms")
+    assert not results["block_search"].equal
+    assert "before" in results["block_search"].detail
+    assert all(r.equal for n, r in results.items() if n != "block_search")
     assert table_digests(db) == bad, "verify must roll back its rebuild"
-    rebuildable.rebuild(db, ["block_terms"])
+    rebuildable.rebuild(db, ["block_search"])
     assert table_digests(db) == good
     assert api_state(db, w) == state
     assert all(r.equal for r in rebuildable.verify(db))
@@ -282,32 +305,37 @@ def test_missing_or_redefined_index_is_detected_and_rebuilt(db: Database) -> Non
 
 def test_failed_rebuild_changes_nothing(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     populate(db)
-    execute(db, "DELETE FROM block_terms WHERE term = ?", ("alpha",))
+    execute(db, *DELETE_ONE)
     schema, before = db.schema(), table_digests(db)
-    real = rebuildable.BUILDERS["block_terms"]
+    real = rebuildable.BUILDERS["block_search"]
 
     def failing(adapter, session):
         real(adapter, session)
         raise RuntimeError("builder crashed after writing")
 
-    monkeypatch.setitem(rebuildable.BUILDERS, "block_terms", failing)
+    monkeypatch.setitem(rebuildable.BUILDERS, "block_search", failing)
     with pytest.raises(RuntimeError, match="builder crashed"):
         rebuildable.rebuild(db)
     assert db.schema() == schema
     assert table_digests(db) == before
-    monkeypatch.setitem(rebuildable.BUILDERS, "block_terms", real)
+    monkeypatch.setitem(rebuildable.BUILDERS, "block_search", real)
     rebuildable.rebuild(db)
-    assert table_digests(db)["block_terms"] != before["block_terms"]
+    assert table_digests(db)["block_search"] != before["block_search"]
 
 
 def test_migrating_up_over_existing_blocks_fills_the_projection(db: Database) -> None:
     db.create_workspace(HUMAN, NewWorkspace("w", id="w"))
     db.create_document(HUMAN, NewDocument("w", "d", id="d"))
     db.replace_blocks(HUMAN, "d", [NewBlock("d", "p", 1, "hello world", id="b")])
+    db.rollback_migrations(3)  # 0004 down: block_search goes, block_terms is refilled
+    assert "block_search" not in db.schema().tables
+    assert scalar(db, "SELECT COUNT(*) FROM block_terms WHERE block_id = ?", ("b",)) == 2
+    assert all(r.equal for r in rebuildable.verify(db))
     db.rollback_migrations(2)  # drops block_terms; the blocks stay
     assert "block_terms" not in db.schema().tables
-    db.run_migrations()  # 0003 creates the projection and must fill it
+    db.run_migrations()  # 0003 and 0004 create the projections and must fill them
     assert [b.id for b in db.search_blocks("w", "hello")] == ["b"]
+    assert [b.id for b in db.search_blocks("w", '"hello world"')] == ["b"]
     assert all(r.equal for r in rebuildable.verify(db))
 
 
@@ -348,7 +376,8 @@ def test_cli_indexes_list(db: Database) -> None:
     for obj in registry:
         assert rows[obj.name].split()[1:3] == [obj.kind, obj.table]
         assert rows[obj.name].rstrip().endswith(obj.source)
-    assert "blocks" in rows["block_terms"] and "block_terms" in rows["block_terms"]
+    assert "blocks" in rows["block_search"] and "block_search" in rows["block_search"]
+    assert "full-text" in rows["block_search_fulltext"]
 
 
 def test_cli_rebuild_and_verify(db: Database) -> None:
@@ -358,12 +387,12 @@ def test_cli_rebuild_and_verify(db: Database) -> None:
     assert result.exit_code == 0, result.output
     ok = [line for line in result.stdout.splitlines() if line.startswith("ok   ")]
     assert len(ok) == len(rebuildable.registry())
-    execute(db, "DELETE FROM block_terms WHERE term = ?", ("alpha",))
+    execute(db, *DELETE_ONE)
     result = run(db, "indexes", "verify")
     assert result.exit_code == 1
-    assert re.search(r"^DIFF block_terms", result.stdout, re.M)
+    assert re.search(r"^DIFF block_search", result.stdout, re.M)
     assert error_lines(result) == ["error: 1 object(s) differ from a rebuild"]
-    result = run(db, "indexes", "rebuild", "block_terms")
+    result = run(db, "indexes", "rebuild", "block_search")
     assert result.exit_code == 0, result.output
     assert "rebuilt 2 object(s)" in result.stdout
     assert table_digests(db) == good
@@ -371,15 +400,15 @@ def test_cli_rebuild_and_verify(db: Database) -> None:
     assert result.exit_code == 0
     assert f"rebuilt {len(rebuildable.registry())} object(s)" in result.stdout
     assert table_digests(db) == good
-    assert run(db, "indexes", "verify", "block_terms", "idx_block_terms_block").exit_code == 0
+    assert run(db, "indexes", "verify", "block_search", "block_search_fulltext").exit_code == 0
 
 
 def test_cli_refuses_unknown_names(db: Database) -> None:
     populate(db)
-    execute(db, "DELETE FROM block_terms WHERE term = ?", ("alpha",))
+    execute(db, *DELETE_ONE)
     before = table_digests(db)
     for command in ("rebuild", "verify"):
-        result = run(db, "indexes", command, "block_terms", "no_such_index")
+        result = run(db, "indexes", command, "block_search", "no_such_index")
         assert result.exit_code == 1
         (line,) = error_lines(result)
         assert "no_such_index" in line and "unknown rebuildable" in line

@@ -101,7 +101,7 @@ def test_sqlite_and_postgresql_schemas_are_equivalent(both):
         "ai_jobs",
         "workflow_runs",
         "workflow_node_executions",
-        "block_terms",
+        "block_search",
         *BOOKKEEPING_TABLES,
     }
     assert len(a.indexes) >= len(CONTENT_TABLES)
@@ -203,7 +203,7 @@ def test_canonical_columns_and_type_families(schema):
 def test_primary_keys(schema):
     for name, table in schema.tables.items():
         expected = {
-            "block_terms": ("workspace_id", "term", "block_id"),
+            "block_search": ("block_id", "chunk"),
             "schema_migrations": ("version",),
         }.get(name, ("id",))
         assert table.primary_key == expected, name
@@ -225,7 +225,7 @@ def test_foreign_keys_cascade_as_required(schema):
         ("canvas_edges", ("to_node_id",), "canvas_nodes", ("id",), "CASCADE"),
         ("workflow_runs", ("job_id",), "ai_jobs", ("id",), "CASCADE"),
         ("workflow_node_executions", ("workflow_run_id",), "workflow_runs", ("id",), "CASCADE"),
-        ("block_terms", ("block_id",), "blocks", ("id",), "CASCADE"),
+        ("block_search", ("block_id",), "blocks", ("id",), "CASCADE"),
     }
 
 

@@ -7,16 +7,18 @@ backend adapter, and wraps rows in lazy records (``models.py``). It never sees a
 driver: connections stay inside the adapter's transactions.
 
 Rebuildable data policy: every index and every derived table (the
-``block_terms`` search projection) is declared ``-- @rebuildable`` in the
+``block_search`` rows and their engine full-text index) is declared ``-- @rebuildable`` in the
 migration that creates it. Such objects are never migrated row by row or
 copied between databases; they are dropped and recomputed from the canonical
 tables (``handshake-storage indexes rebuild``), and ``indexes verify`` proves
-a rebuild reproduces the current state. The projection is kept current in
-the same transaction as every block write.
+a rebuild reproduces the current state. The search rows are kept current
+in the same transaction as every block write (the engines keep their
+full-text index current with them).
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -65,6 +67,7 @@ from .models import (
     PlannedOperation,
     PruneReport,
     SafetyMode,
+    SearchHit,
     WorkflowNodeExecution,
     WorkflowRun,
     Workspace,
@@ -93,8 +96,6 @@ R = TypeVar("R", bound=Record)
 #: Ids per statement when deleting or measuring many rows at once.
 _ID_BATCH = 500
 
-#: Column order of the rows given to insert_terms, for the bulk load (COPY).
-_TERM_COLUMNS = ("workspace_id", "term", "block_id", "occurrences")
 
 
 def open_database(
@@ -359,15 +360,18 @@ class Database:
         return self._one(self._q.get_block, key, Block, "block")
 
     def create_block(self, ctx: WriteContext, block: NewBlock) -> Block:
-        """Insert a block and index its terms for search, atomically."""
+        """Insert a block and index it for search, atomically."""
         values = _block_values(block)
         stamp = self._stamp(self._authorize(ctx, values.id))
         row = _BLOCK_ROW(*values, *stamp)
+        rows = search.index_rows(values.id, values.raw_content)
         with self._tx(WRITE) as s:
             s.execute(self._q.insert_block, row)
-            terms = search.rows_for_document(values.id, values.document_id, values.raw_content)
-            if terms:
-                s.executemany(self._q.insert_terms_for_document, terms)
+            if rows:
+                s.executemany(
+                    self._q.insert_search_rows_for_document,
+                    [(*r, values.document_id) for r in rows],
+                )
         return Block._from_row(row, self._ts)
 
     def update_block(self, ctx: WriteContext, id: str, update: BlockUpdate) -> Block:
@@ -380,6 +384,7 @@ class Database:
         display = check.optional_text(upd.display_content, "display_content")
         derived = check.optional_json_text(upd.derived_content, "derived_content")
         updated_and_trace = self._stamp(self._authorize(ctx, id))[1:]
+        rows = search.index_rows(id, raw) if raw is not None else []
         with self._tx(WRITE) as s:
             r = s.execute(
                 self._q.update_block,
@@ -388,14 +393,16 @@ class Database:
             if r is None:
                 raise NotFoundError(f"block {id!r} does not exist")
             if raw is not None:
-                s.execute(self._q.delete_terms, (id,))
-                terms = search.rows_for_document(id, r[_B_DOCUMENT], raw)
-                if terms:
-                    s.executemany(self._q.insert_terms_for_document, terms)
+                s.execute(self._q.delete_search_rows, (id,))
+                if rows:
+                    document = r[_B_DOCUMENT]
+                    s.executemany(
+                        self._q.insert_search_rows_for_document, [(*x, document) for x in rows]
+                    )
         return Block._from_row(r, self._ts)
 
     def delete_block(self, ctx: WriteContext, id: str) -> None:
-        """Delete a block (its search terms go with it)."""
+        """Delete a block (its search rows go with it)."""
         key = check.identifier(id, "block id")
         self._delete(ctx, self._q.delete_block, key, "block")
 
@@ -420,6 +427,7 @@ class Database:
         q = self._q
         make = _BLOCK_ROW
         rows = [make(*v, *stamp) for v in values]
+        indexed = [r for v in values for r in search.index_rows(v.id, v.raw_content)]
         with self._tx(WRITE) as s:
             r = s.execute(q.touch_document, (*stamp[1:], document_id)).fetchone()
             if r is None:
@@ -429,38 +437,86 @@ class Database:
             if rows:
                 insert = self._adapter.insert_rows
                 insert(s, BLOCKS.name, BLOCKS.names, q.insert_block, rows)
-                terms = [
-                    t
-                    for v in values
-                    for t in search.rows_for_workspace(workspace_id, v.id, v.raw_content)
-                ]
-                if terms:
-                    insert(s, "block_terms", _TERM_COLUMNS, q.insert_terms, terms)
+                if indexed:
+                    found = [(*r, workspace_id) for r in indexed]
+                    insert(s, "block_search", search.COLUMNS, q.insert_search_row, found)
         # The results are records over the rows as stored (decoded when read),
         # like those get_blocks returns: no eager JSON parse per block.
         ts = self._ts
         return Block._from_rows(sorted(rows, key=_block_row_order), ts)
 
-    def search_blocks(self, workspace_id: str, query: str, limit: int = 50) -> list[Block]:
-        """Blocks of the workspace whose raw_content contains every term of
-        ``query`` (Unicode words, case-insensitive), most occurrences first,
-        then by document, sequence and id. A query without words finds nothing."""
+    def search_blocks(
+        self, workspace_id: str, query: str, limit: int = 50, offset: int = 0
+    ) -> list[Block]:
+        """The workspace's blocks that match ``query``, best first: see
+        :meth:`search_hits` (same blocks, same order)."""
+        return [hit.block for hit in self.search_hits(workspace_id, query, limit, offset)]
+
+    def search_hits(
+        self, workspace_id: str, query: str, limit: int = 50, offset: int = 0
+    ) -> list[SearchHit]:
+        """Search the raw_content of the workspace's blocks.
+
+        Words are AND-ed; ``"a phrase"`` matches consecutive words, ``word*``
+        a prefix, ``-word`` excludes, ``a OR b`` either. Words are compared
+        NFC-normalized and casefolded. Results are ordered by score (higher
+        first), then block id, and paged by ``limit`` and ``offset``; each
+        carries its score and a snippet. A malformed query is a
+        ValidationError. See search.py for the words and the score."""
         workspace_id = check.identifier(workspace_id, "workspace id")
-        terms = search.query_terms(check.text(query, "query"))
+        parsed = search.parse(check.text(query, "query"))
         limit = check.integer(limit, "limit")
         if not 1 <= limit <= 10_000:
             raise ValidationError("limit must be between 1 and 10000")
-        if len(terms) > search.MAX_QUERY_TERMS:
-            raise ValidationError(f"a query may have at most {search.MAX_QUERY_TERMS} terms")
-        if not terms:
-            return []
-        sql = self._adapter.compile(
-            PORTABLE.search_blocks.replace("{terms}", placeholders(len(terms)))
-        )
+        offset = check.integer(offset, "offset")
+        if not 0 <= offset <= 1_000_000:
+            raise ValidationError("offset must be between 0 and 1000000")
+        adapter = self._adapter
+        match = adapter.fulltext_match("s", "block_search", "tokens")
+        atoms = parsed.scored
+        with self._tx(SNAPSHOT) as s:
+            long_ids = [
+                r[0]
+                for r in s.execute(
+                    adapter.compile(PORTABLE.search_long_candidates.replace("{match}", match)),
+                    (workspace_id, adapter.fulltext_query([parsed.candidate_terms()], [])),
+                ).fetchall()
+            ]
+            scored = self._score_long_blocks(s, parsed, long_ids)
+            # With long blocks among the results, the page is cut after merging.
+            page = (offset + limit, 0) if scored else (limit, offset)
+            found = s.execute(
+                adapter.compile(_search_sql(len(atoms)).replace("{match}", match)),
+                (
+                    *(x for a in atoms for x in (a.pattern, len(a.pattern))),
+                    workspace_id,
+                    adapter.fulltext_query(parsed.clauses, parsed.excluded),
+                    *page,
+                ),
+            ).fetchall()
         ts = self._ts
-        with self._tx(AUTOCOMMIT) as s:
-            found = s.execute(sql, (workspace_id, *terms, len(terms), limit)).fetchall()
-        return Block._from_rows(found, ts)
+        hits = [(row[-1], Block._from_row(row[:-1], ts)) for row in found]
+        if scored:
+            hits = sorted(hits + scored, key=lambda h: (-h[0], h[1].id))[offset : offset + limit]
+        return [SearchHit(b, score, search.snippet(parsed, b.raw_content)) for score, b in hits]
+
+    def _score_long_blocks(
+        self, s: Any, parsed: search.Query, ids: list[str]
+    ) -> list[tuple[int, Block]]:
+        """Blocks too large for one index row, matched and scored from their
+        text (the engines only found them as candidates)."""
+        scored = []
+        for start in range(0, len(ids), _ID_BATCH):
+            batch = ids[start : start + _ID_BATCH]
+            sql = self._adapter.compile(
+                PORTABLE.get_blocks_by_id.replace("{ids}", placeholders(len(batch)))
+            )
+            for row in s.execute(sql, batch).fetchall():
+                block = Block._from_row(row, self._ts)
+                score = search.evaluate(parsed, block.raw_content)
+                if score is not None:
+                    scored.append((score, block))
+        return scored
 
     # -- canvases -----------------------------------------------------------------
 
@@ -972,3 +1028,16 @@ def _metrics(value: Any) -> JobMetrics:
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+@functools.cache
+def _search_sql(atoms: int) -> str:
+    """PORTABLE.search_page with an occurrence count and a score term per
+    scored atom (search.term_score, in the same integer arithmetic)."""
+    counts = "".join(
+        f", (length(s.tokens) - length(replace(s.tokens, ?, ''))) / CAST(? AS INTEGER) AS c{i}"
+        for i in range(atoms)
+    )
+    k, scale = search.AVERAGE, search.SCALE * search.AVERAGE
+    score = " + ".join(f"{scale} * m.c{i} / ({k} * m.c{i} + m.n)" for i in range(atoms))
+    return PORTABLE.search_page.replace("{counts}", counts).replace("{score}", score)

@@ -86,13 +86,17 @@ Rebuildable indexes and derived tables (pillar 3)
     lines directly before the statement,
     ``-- @rebuildable index`` before every ``CREATE [UNIQUE] INDEX`` and
     ``-- @rebuildable derived from=<table>[,<table>...] builder=<name>`` before
-    the ``CREATE TABLE`` of a derived table.
+    the ``CREATE TABLE`` of a derived table. ``fulltext=<column>`` added to it
+    declares the engine's full-text index over that TEXT column: the portable
+    declaration of a per-backend object that each adapter materializes (SQLite
+    FTS5, PostgreSQL GIN on a tsvector), since no portable DDL creates one.
 
     HS201  ``CREATE INDEX`` without a ``@rebuildable`` marker (unclassified)
     HS202  marker on the wrong kind of statement (``index`` on a table,
            ``derived`` on an index...), or in a comment no statement owns
     HS203  malformed marker: ``derived`` without ``from=`` or ``builder=``,
-           unknown or repeated keys, arguments after ``index``, two markers
+           unknown or repeated keys, arguments after ``index``, two markers,
+           ``fulltext=`` naming anything but one TEXT column of the table
     HS204  unknown marker (``@something``) or unknown ``@rebuildable`` kind
     HS205  ``ALTER TABLE`` (or INSERT/UPDATE/DELETE) on a table declared
            derived earlier in the linted files: derived tables are dropped and
@@ -188,7 +192,8 @@ _FIXES: dict[str, str] = {
     "HS201": "add `-- @rebuildable index` on the comment line directly before it",
     "HS202": "use `@rebuildable index` before CREATE INDEX and `@rebuildable derived` "
     "before CREATE TABLE, directly before the statement",
-    "HS203": "write `-- @rebuildable derived from=<table>[,<table>...] builder=<name>`",
+    "HS203": "write `-- @rebuildable derived from=<table>[,<table>...] builder=<name>` "
+    "(optionally `fulltext=<text column>`)",
     "HS204": "use `-- @rebuildable index` or `-- @rebuildable derived from=... builder=...`",
     "HS205": "drop the derived table and recreate it (with its marker); "
     "the rebuild command recomputes its rows",
@@ -1561,7 +1566,7 @@ class _FileLinter:
         values: dict[str, str] = {}
         for arg in args:
             key, sep, value = arg.partition("=")
-            if not sep or key not in ("from", "builder"):
+            if not sep or key not in ("from", "builder", "fulltext"):
                 self.add(stmt, where, "HS203", f"unexpected {arg!r} in @rebuildable derived")
             elif key in values:
                 self.add(stmt, where, "HS203", f"{key}= given twice in @rebuildable derived")
@@ -1577,6 +1582,29 @@ class _FileLinter:
             self.add(stmt, where, "HS203", "@rebuildable derived has no builder=<name>")
         elif not re.fullmatch(r"[A-Za-z_][\w.]*", builder):
             self.add(stmt, where, "HS203", f"builder={builder!r} is not a name")
+        column = values.get("fulltext")
+        if column is not None:
+            types = self.column_types(stmt)
+            if types.get(column.lower()) != "TEXT":
+                self.add(
+                    stmt,
+                    where,
+                    "HS203",
+                    f"fulltext={column!r} is not a TEXT column of this table",
+                    "name one TEXT column declared in the CREATE TABLE",
+                )
+
+    def column_types(self, stmt: _Stmt) -> dict[str, str]:
+        """Column name (lower case) -> declared type (upper case) of a CREATE TABLE."""
+        tree = stmt.tree()
+        schema = tree.this if isinstance(tree, exp.Create) else None
+        if not isinstance(schema, exp.Schema):
+            return {}
+        return {
+            c.name.lower(): (c.args["kind"].sql().upper() if c.args.get("kind") else "")
+            for c in schema.expressions
+            if isinstance(c, exp.ColumnDef)
+        }
 
     # -- derived tables and file shape
 

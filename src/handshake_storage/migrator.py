@@ -313,10 +313,9 @@ class Migrator:
                     raise MigrationError(
                         f"{migration.name}{suffix} line {statement.line} failed: {reason}"
                     ) from None
-            if step.direction == "up":
-                from .rebuildable import populate_derived  # it imports this module
+            from .rebuildable import populate_derived  # it imports this module
 
-                populate_derived(adapter, session, migration)
+            populate_derived(adapter, session, migration, step.sql)
             elapsed_ms = round((time.perf_counter() - started) * 1000)
             if step.direction == "up":
                 session.execute(

@@ -144,6 +144,17 @@ class Block(_Stamped, table=tables.BLOCKS):
 
 
 @dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A block found by ``search_hits``: its score (an integer, higher is
+    better; identical on every backend) and a snippet of its raw_content
+    around the first match, matched words between ``**``."""
+
+    block: Block
+    score: int
+    snippet: str
+
+
+@dataclass(frozen=True, slots=True)
 class NewBlock:
     """A block to insert. ``display_content`` defaults to ``raw_content``,
     ``derived_content`` to ``{}`` and ``id`` to a fresh UUID string."""

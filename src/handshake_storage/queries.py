@@ -87,15 +87,16 @@ class Queries:
     delete_block: str = "DELETE FROM blocks WHERE id = ?"
     delete_document_blocks: str = "DELETE FROM blocks WHERE document_id = ?"
 
-    # the search projection (derived; see search.py)
-    insert_terms_for_document: str = (
-        "INSERT INTO block_terms (workspace_id, term, block_id, occurrences) "
-        "SELECT workspace_id, ?, ?, ? FROM documents WHERE id = ?"
+    # the search rows (derived; see search.py)
+    insert_search_rows_for_document: str = (
+        "INSERT INTO block_search (block_id, chunk, word_count, tokens, workspace_id) "
+        "SELECT ?, ?, ?, ?, workspace_id FROM documents WHERE id = ?"
     )
-    insert_terms: str = (
-        "INSERT INTO block_terms (workspace_id, term, block_id, occurrences) VALUES (?, ?, ?, ?)"
+    insert_search_row: str = (
+        "INSERT INTO block_search (block_id, chunk, word_count, tokens, workspace_id) "
+        "VALUES (?, ?, ?, ?, ?)"
     )
-    delete_terms: str = "DELETE FROM block_terms WHERE block_id = ?"
+    delete_search_rows: str = "DELETE FROM block_search WHERE block_id = ?"
 
     # canvases
     list_canvases: str = (
@@ -159,15 +160,25 @@ class Queries:
         "ORDER BY created_at, id{C}"
     )
 
-    # search: {terms} is filled with one placeholder per distinct query term
-    search_blocks: str = (
-        f"SELECT {BLOCKS.qualified('b')} FROM blocks b JOIN ("
-        " SELECT block_id, SUM(occurrences) AS hits FROM block_terms"
-        " WHERE workspace_id = ? AND term IN ({terms})"
-        " GROUP BY block_id HAVING COUNT(*) = ?"
-        ") m ON m.block_id = b.id "
-        "ORDER BY m.hits DESC, b.document_id{C}, b.sequence, b.id{C} LIMIT ?"
+    # search (search.py). {match} is the engine's full-text predicate on the
+    # rows s (the adapter's, one parameter); {counts} one occurrence count
+    # per scored atom, ``(length(s.tokens) - length(replace(s.tokens, ?, '')))
+    # / <length of the pattern>``; {score} the sum of search.term_score over
+    # them, in integer arithmetic.
+    search_page: str = (
+        f"SELECT {BLOCKS.qualified('b')}, p.score FROM ("
+        " SELECT m.block_id, {score} AS score FROM ("
+        "  SELECT s.block_id, s.word_count AS n{counts} FROM block_search s"
+        "  WHERE s.workspace_id = ? AND s.chunk = 0 AND {match}"
+        " ) m ORDER BY score DESC, m.block_id{C} LIMIT ? OFFSET ?"
+        ") p JOIN blocks b ON b.id = p.block_id ORDER BY p.score DESC, p.block_id{C}"
     )
+    # Long blocks (several rows of distinct words) that contain a query word.
+    search_long_candidates: str = (
+        "SELECT DISTINCT s.block_id FROM block_search s "
+        "WHERE s.workspace_id = ? AND s.chunk > 0 AND {match}"
+    )
+    get_blocks_by_id: str = f"SELECT {BLOCK} FROM blocks WHERE id IN ({{ids}})"
 
     def compiled_for(self, compiler: Compiler) -> Queries:
         """This set of queries in ``compiler``'s dialect."""

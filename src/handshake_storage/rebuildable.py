@@ -4,9 +4,12 @@ The ``-- @rebuildable`` markers in the migration files are the single source
 of truth. ``-- @rebuildable index`` precedes a ``CREATE INDEX``;
 ``-- @rebuildable derived from=<tables> builder=<name>`` precedes the
 ``CREATE TABLE`` of a derived table, whose rows a named builder recomputes
-from canonical tables. The registry replays the migrations up to a version
-(creates add objects, drops remove them), so it describes exactly what a
-database at that version should contain.
+from canonical tables; ``fulltext=<column>`` on it declares the engine's
+full-text index over that column, an object of kind ``fulltext`` named
+``<table>_fulltext`` that each backend adapter materializes its own way
+(SQLite FTS5, PostgreSQL GIN) once the rows are built. The registry
+replays the migrations up to a version (creates add objects, drops remove
+them), so it describes exactly what a database at that version contains.
 
 Rebuilding drops and recreates objects from their original statements in
 one transaction; verifying does the same, compares fingerprints taken before
@@ -19,8 +22,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import search, sqlscript
-from .backends.base import SNAPSHOT, WRITE, Adapter, Session
+from . import block_terms, search, sqlscript
+from .backends.base import SNAPSHOT, WRITE, Adapter, Session, fulltext_name
 from .digest import TableDigest
 from .errors import MigrationError, ValidationError
 from .migrator import Migration, Migrator, load_migrations
@@ -29,7 +32,10 @@ from .schema import SchemaSnapshot
 Builder = Callable[[Adapter, Session], int]
 
 #: Named recompute functions for derived tables (``builder=`` in the marker).
-BUILDERS: dict[str, Builder] = {"block_terms": search.rebuild_block_terms}
+BUILDERS: dict[str, Builder] = {
+    "block_terms": block_terms.rebuild_block_terms,
+    "block_search": search.rebuild_block_search,
+}
 
 _NAME = r'"?([A-Za-z_][A-Za-z0-9_]*)"?'
 _CREATE_INDEX = re.compile(
@@ -43,7 +49,7 @@ _DROP = re.compile(rf"^DROP\s+(INDEX|TABLE)\s+(?:IF\s+EXISTS\s+)?{_NAME}", re.IG
 @dataclass(frozen=True)
 class RebuildableObject:
     name: str
-    kind: str  # "index" | "derived"
+    kind: str  # "index" | "derived" | "fulltext"
     table: str  # the indexed table, or the derived table itself
     source: str  # what it is computed from, for people
     create_sql: str
@@ -118,6 +124,7 @@ def _apply(
             )
         name = table_match.group(1)
         sources = tuple(args["from"].split(","))
+        fulltext = args.get("fulltext")
         found[name] = RebuildableObject(
             name=name,
             kind="derived",
@@ -128,25 +135,49 @@ def _apply(
             builder=args["builder"],
             derived_from=sources,
         )
+        if fulltext:
+            found[fulltext_name(name)] = RebuildableObject(
+                name=fulltext_name(name),
+                kind="fulltext",
+                table=name,
+                source=f"{name}({fulltext}) in the engine's full-text index",
+                create_sql="",
+                version=m.version,
+                columns=(fulltext,),
+            )
 
 
-def populate_derived(adapter: Adapter, session: Session, migration: Migration) -> list[str]:
-    """Fill the derived tables that ``migration`` creates, from the canonical
+def populate_derived(
+    adapter: Adapter, session: Session, migration: Migration, sql: str
+) -> list[str]:
+    """Fill the derived tables (and build the full-text indexes) that the
+    migration script ``sql`` (its up or down file) creates, from the canonical
     rows already present. The migrator calls this in the migration's own
     transaction, so a database that gains a projection is never left with an
     empty one."""
     created: dict[str, RebuildableObject] = {}
-    for statement in sqlscript.split(migration.up_sql):
+    for statement in sqlscript.split(sql):
         _apply(created, statement, migration)
-    names = []
-    for obj in created.values():
+    build(adapter, session, list(created.values()))
+    return [o.name for o in created.values() if o.kind != "index"]
+
+
+def build(adapter: Adapter, session: Session, objects: list[RebuildableObject]) -> int:
+    """Fill the given derived tables, newly created and empty, and then build
+    their full-text indexes; returns how many objects were built."""
+    built = 0
+    for obj in objects:
         if obj.kind == "derived":
             builder = BUILDERS.get(obj.builder or "")
             if builder is None:
-                raise MigrationError(f"{migration.name}: no builder named {obj.builder!r}")
+                raise MigrationError(f"no builder named {obj.builder!r} for {obj.name}")
             builder(adapter, session)
-            names.append(obj.name)
-    return names
+            built += 1
+    for obj in objects:
+        if obj.kind == "fulltext":
+            adapter.create_fulltext(session, obj.table, obj.columns[0])
+            built += 1
+    return built
 
 
 def derived_tables(up_to: int | None = None) -> set[str]:
@@ -170,15 +201,15 @@ def select(objects: list[RebuildableObject], names: list[str] | None) -> list[Re
 def _plan(
     objects: list[RebuildableObject], chosen: list[RebuildableObject]
 ) -> list[RebuildableObject]:
-    """Derived tables first, each followed by every index on it; then the
-    remaining indexes. Recreating a derived table recreates its indexes."""
+    """Derived tables first, each followed by every index and full-text index
+    on it; then the remaining ones. Recreating a derived table recreates them."""
     derived = [o for o in chosen if o.kind == "derived"]
     derived_names = {o.name for o in derived}
     ordered: list[RebuildableObject] = []
     for table in derived:
         ordered.append(table)
-        ordered += [o for o in objects if o.kind == "index" and o.table == table.name]
-    ordered += [o for o in chosen if o.kind == "index" and o.table not in derived_names]
+        ordered += [o for o in objects if o.kind != "derived" and o.table == table.name]
+    ordered += [o for o in chosen if o.kind != "derived" and o.table not in derived_names]
     return ordered
 
 
@@ -188,18 +219,21 @@ def _rebuild_steps(
     plan: list[RebuildableObject],
     progress: Callable[[str], None] | None,
 ) -> None:
+    recreated = {o.name for o in plan if o.kind == "derived"}
     for obj in plan:
         if progress:
             progress(f"rebuilding {obj.kind} {obj.name}")
         if obj.kind == "derived":
+            adapter.drop_fulltext(session, obj.name)
             session.execute(f"DROP TABLE IF EXISTS {obj.name}")
             session.execute(obj.create_sql)
-            builder = BUILDERS.get(obj.builder or "")
-            if builder is None:
-                raise MigrationError(f"no builder named {obj.builder!r} for {obj.name}")
-            builder(adapter, session)
+            build(adapter, session, [obj])
+        elif obj.kind == "fulltext":
+            if obj.table not in recreated:
+                adapter.drop_fulltext(session, obj.table)
+            build(adapter, session, [obj])
         else:
-            if not any(o.kind == "derived" and o.name == obj.table for o in plan):
+            if obj.table not in recreated:
                 session.execute(f"DROP INDEX IF EXISTS {obj.name}")
             session.execute(obj.create_sql)
 
@@ -252,7 +286,9 @@ def _fingerprints(
     snapshot: SchemaSnapshot = adapter.introspect(session)
     prints: dict[str, object] = {}
     for obj in plan:
-        if obj.kind == "index":
+        if obj.kind == "fulltext":
+            prints[obj.name] = adapter.fulltext_fingerprint(session, obj.table)
+        elif obj.kind == "index":
             index = snapshot.indexes.get(obj.name)
             prints[obj.name] = None if index is None else (index.table, index.columns, index.unique)
         else:
@@ -268,6 +304,10 @@ def _fingerprints(
 
 
 def _describe(obj: RebuildableObject, old: object, new: object) -> str:
+    if obj.kind == "fulltext":
+        if old is None:
+            return "missing from the database; a rebuild creates it"
+        return f"{old!r}" if old == new else f"was {old!r}, after the rebuild {new!r}"
     if obj.kind == "derived":
         if old == new:
             return f"{new!r} before and after the rebuild"

@@ -32,7 +32,7 @@ from .migrator import (
     check_history,
     load_migrations,
 )
-from .rebuildable import BUILDERS, registry
+from .rebuildable import build, registry
 from .schema import TIMESTAMP, SchemaSnapshot, Table
 from .url import DatabaseURL, parse_url
 
@@ -144,10 +144,7 @@ def _copy(src: Adapter, dst: Adapter, batch: int, progress: Progress | None) -> 
                         batch,
                         progress,
                     )
-                for obj in registry(version, migrations):
-                    if obj.kind == "derived" and obj.builder:
-                        BUILDERS[obj.builder](dst, t_session)
-                        rebuilt += 1
+                rebuilt = build(dst, t_session, registry(version, migrations))
             if dst.introspect(t_session) != target_schema:
                 raise StorageError(
                     "the target's schema differs after restoring its keys and indexes; "

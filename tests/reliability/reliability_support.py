@@ -100,11 +100,11 @@ def expected_blocks(document_id: str, generation: int) -> list[tuple[Any, ...]]:
 
 
 def expected_terms(workspace_id: str, document_id: str, generation: int) -> list[tuple[Any, ...]]:
-    """The ``block_terms`` rows of a generation's blocks, sorted."""
+    """The ``block_search`` rows of a generation's blocks, sorted."""
     return sorted(
-        (workspace_id, term, b.id, n)
+        (workspace_id, *row)
         for b in generation_blocks(document_id, generation)
-        for term, n in search.term_counts(b.raw_content).items()
+        for row in search.index_rows(b.id, b.raw_content)
     )
 
 
@@ -112,7 +112,7 @@ def observed_terms(db: Database, workspace_id: str) -> list[tuple[Any, ...]]:
     return sorted(
         rows(
             db,
-            "SELECT workspace_id, term, block_id, occurrences FROM block_terms "
+            "SELECT workspace_id, block_id, chunk, word_count, tokens FROM block_search "
             "WHERE workspace_id = ?",
             (workspace_id,),
         )

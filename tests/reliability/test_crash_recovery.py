@@ -10,7 +10,7 @@ is and must be consistent:
 
 * ``replace_blocks``: the document's blocks are exactly one generation (the
   last one reported done, or the one in flight), with the parent document
-  stamped by the same generation, and the ``block_terms`` projection equals
+  stamped by the same generation, and the ``block_search`` rows equal
   a rebuild from the blocks;
 * ``update_canvas_graph``: nodes and edges are exactly one generation;
 * ``migrate`` (looping up to the latest and back down to 0): a clean

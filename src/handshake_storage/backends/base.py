@@ -3,8 +3,9 @@
 The business logic (``database.py``) talks to an :class:`Adapter` only. An
 adapter holds what truly differs between databases: connecting, parameter
 style, type conversion, error translation, introspection, locking and bulk
-loading. Connections never leave this package's callers: the logic layer
-receives a :class:`Session` inside a :class:`Transaction` and gives it back.
+loading, and the engine's own full-text index. Connections never leave
+this package's callers: the logic layer receives a :class:`Session` inside
+a :class:`Transaction` and gives it back.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ class Session(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Cursor: ...
 
     def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> Any: ...
+
+
+def fulltext_name(table: str) -> str:
+    """The name of the engine full-text object an adapter materializes for a
+    derived table declared ``fulltext=<column>`` (see rebuildable.py)."""
+    return f"{table}_fulltext"
 
 
 class Mode(Enum):
@@ -408,6 +415,33 @@ class Adapter(ABC):
         the caller checks that the schema came back identical. The default
         keeps everything in place."""
         yield
+
+    # -- the engine's full-text index (declared portably, see rebuildable.py) --
+
+    @abstractmethod
+    def create_fulltext(self, session: Session, table: str, column: str) -> None:
+        """Materialize the engine's full-text index over ``table.column`` from
+        the rows present, kept current by the engine from then on. ``column``
+        holds the encoded word stream of search.py."""
+
+    @abstractmethod
+    def drop_fulltext(self, session: Session, table: str) -> None:
+        """Drop the full-text index of ``table`` if it exists."""
+
+    @abstractmethod
+    def fulltext_match(self, alias: str, table: str, column: str) -> str:
+        """A predicate on rows ``alias`` of ``table``: the full-text index
+        matches the query given as the one ``?`` parameter (see fulltext_query)."""
+
+    @abstractmethod
+    def fulltext_query(self, clauses: Sequence[Sequence[Any]], excluded: Sequence[Any]) -> str:
+        """The engine's query text for search atoms (search.Atom): every clause
+        (any of its atoms) and none of ``excluded``."""
+
+    @abstractmethod
+    def fulltext_fingerprint(self, session: Session, table: str) -> object:
+        """What ``indexes verify`` compares: the index definition and whether
+        it agrees with the rows (None if the index is missing)."""
 
     @abstractmethod
     def execute_script_statement(self, session: Session, statement: str) -> None:

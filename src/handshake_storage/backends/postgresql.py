@@ -41,7 +41,16 @@ from ..schema import (
     Table,
 )
 from ..url import DatabaseURL
-from .base import SNAPSHOT, Adapter, ConnectionPool, Features, Mode, Options, Session
+from .base import (
+    SNAPSHOT,
+    Adapter,
+    ConnectionPool,
+    Features,
+    Mode,
+    Options,
+    Session,
+    fulltext_name,
+)
 
 #: pg_advisory_lock key of the migration runner ("hsk_migr" as bytes).
 MIGRATION_LOCK_KEY = int.from_bytes(b"hsk_migr", "big") & 0x7FFF_FFFF_FFFF_FFFF
@@ -276,7 +285,9 @@ class PostgreSQLAdapter(Adapter):
             "JOIN pg_class tc ON tc.oid = i.indrelid "
             "JOIN pg_namespace n ON n.oid = tc.relnamespace "
             "WHERE n.nspname = current_schema() "
-            "AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid)"
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid) "
+            # GIN indexes are the full-text machinery (migrations cannot create one)
+            "AND ic.relam <> (SELECT oid FROM pg_am WHERE amname = 'gin')"
         ).fetchall():
             indexes[name] = Index(name, table, tuple(cols), bool(unique))
         return SchemaSnapshot(tables, indexes)
@@ -338,6 +349,46 @@ class PostgreSQLAdapter(Adapter):
 
     def execute_script_statement(self, session: Session, statement: str) -> None:
         session.execute(statement)
+
+    # -- full text: tsvector + GIN -------------------------------------------
+
+    def create_fulltext(self, session: Session, table: str, column: str) -> None:
+        """A GIN index on the column's tsvector: nothing stored twice, kept
+        current by the server in the writing transaction. The ``simple``
+        configuration keeps each encoded word as it is (no stemming, no stop
+        words; the stream has only ``[a-z0-9]`` words between spaces)."""
+        session.execute(
+            f"CREATE INDEX {_quote(fulltext_name(table))} ON {_quote(table)} "
+            f"USING gin ({_tsvector(_quote(column))})"
+        )
+
+    def drop_fulltext(self, session: Session, table: str) -> None:
+        session.execute(f"DROP INDEX IF EXISTS {_quote(fulltext_name(table))}")
+
+    def fulltext_match(self, alias: str, table: str, column: str) -> str:
+        return f"{_tsvector(f'{alias}.{_quote(column)}')} @@ CAST(? AS tsquery)"
+
+    def fulltext_query(self, clauses: Sequence[Sequence[Any]], excluded: Sequence[Any]) -> str:
+        def atom(a: Any) -> str:
+            words = [f"'{t}'" for t in a.terms]
+            if a.prefix:
+                words[-1] += ":*"
+            return "(" + " <-> ".join(words) + ")"
+
+        text = " & ".join("(" + " | ".join(map(atom, c)) + ")" for c in clauses)
+        if excluded:
+            text += " & !(" + " | ".join(map(atom, excluded)) + ")"
+        return text
+
+    def fulltext_fingerprint(self, session: Session, table: str) -> object:
+        row = session.execute(
+            "SELECT pg_get_indexdef(to_regclass(%s)), "
+            "(SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s))",
+            (fulltext_name(table), fulltext_name(table)),
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return (row[0], "valid" if row[1] else "invalid")
 
     @contextmanager
     def bulk_load(self, session: Session, tables: Sequence[str]) -> Iterator[None]:
@@ -446,6 +497,10 @@ def _usable(conn: PgSession) -> bool:
         return False
     # An idle connection has nothing to read unless the server hung up on it.
     return not readable
+
+
+def _tsvector(column: str) -> str:
+    return f"to_tsvector('simple'::regconfig, {column})"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -8,6 +8,7 @@ from read to write can fail with SQLITE_BUSY without waiting.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,7 +38,18 @@ from ..schema import (
     Table,
 )
 from ..url import DatabaseURL
-from .base import SNAPSHOT, Adapter, ConnectionPool, Features, Mode, Options, Session
+from .base import (
+    SNAPSHOT,
+    Adapter,
+    ConnectionPool,
+    Features,
+    Mode,
+    Options,
+    Session,
+    fulltext_name,
+)
+
+_DROP_TABLE = re.compile(r'^\s*DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?"?(\w+)"?', re.IGNORECASE)
 
 _SYNCHRONOUS = {"off": "OFF", "normal": "NORMAL", "full": "FULL", "extra": "EXTRA"}
 
@@ -227,13 +239,13 @@ class SQLiteAdapter(Adapter):
     def introspect(self, session: Session) -> SchemaSnapshot:
         tables: dict[str, Table] = {}
         indexes: dict[str, Index] = {}
-        names = [
-            r[0]
-            for r in session.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
-            ).fetchall()
-        ]
+        # FTS5 tables (virtual) and their storage (shadow) are the engine's
+        # full-text machinery, not part of the portable schema.
+        names = sorted(
+            r[1]
+            for r in session.execute("PRAGMA main.table_list").fetchall()
+            if r[2] == "table" and not r[1].startswith("sqlite_")
+        )
         for table in names:
             info = session.execute(f"PRAGMA table_info({_quote(table)})").fetchall()
             columns = tuple(
@@ -326,7 +338,84 @@ class SQLiteAdapter(Adapter):
         session.execute("RELEASE hs_migration")
 
     def execute_script_statement(self, session: Session, statement: str) -> None:
+        dropped = _DROP_TABLE.match(statement)
+        if dropped:  # a table's full-text index goes with it, as on PostgreSQL
+            self.drop_fulltext(session, dropped.group(1))
         session.execute(statement)
+
+    # -- full text: FTS5 ----------------------------------------------------
+
+    def create_fulltext(self, session: Session, table: str, column: str) -> None:
+        """An external-content FTS5 table over ``table`` (the words are stored
+        once, in ``table``), filled from its rows, and triggers that keep it
+        current in the writing transaction, cascading deletes included. The
+        ``ascii`` tokenizer splits the encoded stream exactly at its spaces."""
+        self._require_fts5(session)
+        name, t, c = _quote(fulltext_name(table)), _quote(table), _quote(column)
+        session.execute(
+            f"CREATE VIRTUAL TABLE {name} USING fts5({c}, content={t}, content_rowid=rowid, "
+            "tokenize=ascii, detail=full, columnsize=0)"
+        )
+        session.execute(f"INSERT INTO {name}({name}) VALUES ('rebuild')")
+        insert = f"INSERT INTO {name}(rowid, {c}) VALUES (new.rowid, new.{c});"
+        delete = f"INSERT INTO {name}({name}, rowid, {c}) VALUES ('delete', old.rowid, old.{c});"
+        base = fulltext_name(table)
+        for suffix, event, body in (
+            ("ai", "INSERT", insert),
+            ("ad", "DELETE", delete),
+            ("au", "UPDATE", delete + " " + insert),
+        ):
+            session.execute(
+                f"CREATE TRIGGER {_quote(base + '_' + suffix)} AFTER {event} ON {t} "
+                f"BEGIN {body} END"
+            )
+
+    def _require_fts5(self, session: Session) -> None:
+        options = {r[0] for r in session.execute("PRAGMA compile_options").fetchall()}
+        if "ENABLE_FTS5" not in options:
+            raise MigrationError(
+                f"the SQLite library in use ({sqlite3.sqlite_version}) was built without FTS5, "
+                "which block search needs; use a Python whose sqlite3 has it "
+                "(PRAGMA compile_options lists ENABLE_FTS5)"
+            )
+
+    def drop_fulltext(self, session: Session, table: str) -> None:
+        base = fulltext_name(table)
+        for suffix in ("ai", "ad", "au"):
+            session.execute(f"DROP TRIGGER IF EXISTS {_quote(base + '_' + suffix)}")
+        session.execute(f"DROP TABLE IF EXISTS {_quote(base)}")
+
+    def fulltext_match(self, alias: str, table: str, column: str) -> str:
+        name = _quote(fulltext_name(table))
+        return f"{alias}.rowid IN (SELECT rowid FROM {name} WHERE {name} MATCH ?)"
+
+    def fulltext_query(self, clauses: Sequence[Sequence[Any]], excluded: Sequence[Any]) -> str:
+        def atom(a: Any) -> str:
+            return '"' + " ".join(a.terms) + '"' + (" *" if a.prefix else "")
+
+        text = " AND ".join("(" + " OR ".join(map(atom, c)) + ")" for c in clauses)
+        if excluded:
+            text = f"({text}) NOT ({' OR '.join(map(atom, excluded))})"
+        return text
+
+    def fulltext_fingerprint(self, session: Session, table: str) -> object:
+        name = fulltext_name(table)
+        row = session.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            return None
+        q = _quote(name)
+        try:  # rank 1: compare the index with the rows of the content table
+            session.execute(f"INSERT INTO {q}({q}, rank) VALUES ('integrity-check', 1)")
+            state = "agrees with its rows"
+        except sqlite3.DatabaseError as exc:
+            state = f"disagrees with its rows ({exc})"
+        triggers = session.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE ?",
+            (name + "_a_",),
+        ).fetchone()[0]
+        return (row[0], f"{triggers} triggers", state)
 
     # -- bulk work ----------------------------------------------------------
 

@@ -1398,20 +1398,22 @@ class StorageConformance:
         def ids(query: str, limit: int = 50) -> list[str]:
             return [b.id for b in db.search_blocks(w.workspace, query, limit)]
 
-        # most occurrences first, then document id, sequence and id
+        # best score first (more occurrences, shorter block), then block id
         assert ids("the") == ["s-dog", "s-other-doc", "s-fox"]
         assert ids("THE") == ids("the")
         assert ids("the end") == ["s-dog"]
         assert ids("fox quick") == ["s-fox"]
-        assert ids("fox") == ["s-other-doc", "s-fox", "s-long"]
-        assert ids("fox", limit=2) == ["s-other-doc", "s-fox"]
+        assert ids("fox") == ["s-long", "s-other-doc", "s-fox"]  # 2, 3 and 4 words
+        assert ids("fox", limit=2) == ["s-long", "s-other-doc"]
         assert ids("STRASSE café") == ["s-de"]
         assert ids("日本語") == ["s-emoji"]
         assert ids("A" * 150) == ["s-long"]
         assert ids("a" * 149) == []
         assert ids("missing") == []
         assert ids("fox missing") == []
-        assert ids("") == [] and ids("  ,;!  ") == []
+        for empty in ("", "  ,;!  "):  # nothing to search for: refused
+            with pytest.raises(ValidationError, match="no words"):
+                ids(empty)
         assert [b.id for b in db.search_blocks(w.other_workspace, "fox")] == ["s-far"]
         for block in db.search_blocks(w.workspace, "the"):
             assert block == db.get_block(block.id)
