@@ -97,7 +97,6 @@ R = TypeVar("R", bound=Record)
 _ID_BATCH = 500
 
 
-
 def open_database(
     url: str | None = None, *, guard: StorageGuard | None = None, **options: Any
 ) -> Database:

@@ -1405,6 +1405,11 @@ class StorageConformance:
         assert ids("fox quick") == ["s-fox"]
         assert ids("fox") == ["s-long", "s-other-doc", "s-fox"]  # 2, 3 and 4 words
         assert ids("fox", limit=2) == ["s-long", "s-other-doc"]
+        hits = db.search_hits(w.workspace, "fox")
+        assert [h.block.id for h in hits] == ids("fox")
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        assert all("**fox**" in h.snippet for h in hits)
+        assert [h.block.id for h in db.search_hits(w.workspace, "fox", 1, 1)] == ["s-other-doc"]
         assert ids("STRASSE café") == ["s-de"]
         assert ids("日本語") == ["s-emoji"]
         assert ids("A" * 150) == ["s-long"]
