@@ -13,9 +13,9 @@ import hashlib
 import re
 from collections import _count_elements  # type: ignore[attr-defined]
 from collections.abc import Iterable, Iterator
-from itertools import islice
 
 from .backends.base import Adapter, Session
+from .search import fill_from_blocks
 
 _WORD = re.compile(r"\w+")
 
@@ -46,19 +46,5 @@ def _projection(rows: Iterable[tuple[str, str, str]]) -> Iterator[tuple[str, str
 
 def rebuild_block_terms(adapter: Adapter, session: Session, batch: int = 2000) -> int:
     """Fill the (empty) projection from the blocks; returns rows written."""
-    source = adapter.stream(
-        session,
-        "SELECT b.id, d.workspace_id, b.raw_content FROM blocks b "
-        "JOIN documents d ON d.id = b.document_id",
-        batch=batch,
-    )
-    written = 0
-    # In batches: the source cursor and the bulk load share one connection.
-    while chunk := list(islice(source, batch)):
-        written += adapter.bulk_insert(
-            session,
-            "block_terms",
-            ("workspace_id", "term", "block_id", "occurrences"),
-            _projection(chunk),
-        )
-    return written
+    columns = ("workspace_id", "term", "block_id", "occurrences")
+    return fill_from_blocks(adapter, session, "block_terms", columns, _projection, batch)

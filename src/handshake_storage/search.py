@@ -26,9 +26,10 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
+from typing import Any
 
 import regex
 
@@ -373,8 +374,25 @@ COLUMNS = ("block_id", "chunk", "word_count", "tokens", "workspace_id")
 
 
 def rebuild_block_search(adapter: Adapter, session: Session, batch: int = 2000) -> int:
-    """Fill the (empty) ``block_search`` table from the blocks; returns rows
-    written. Streams in batches, so memory stays flat however many blocks."""
+    """Fill the (empty) ``block_search`` table from the blocks; returns rows written."""
+
+    def rows(chunk: list[tuple[str, str, str]]) -> list[tuple[Any, ...]]:
+        return [(*r, ws) for block_id, ws, text in chunk for r in index_rows(block_id, text)]
+
+    return fill_from_blocks(adapter, session, "block_search", COLUMNS, rows, batch)
+
+
+def fill_from_blocks(
+    adapter: Adapter,
+    session: Session,
+    table: str,
+    columns: Sequence[str],
+    rows: Callable[[list[tuple[str, str, str]]], Iterable[Sequence[Any]]],
+    batch: int,
+) -> int:
+    """Bulk-load ``table`` with ``rows(chunk)`` for each batch of (block id,
+    workspace id, raw_content) of all blocks; returns rows written. Streamed,
+    so memory stays flat however many blocks there are."""
     source = adapter.stream(
         session,
         "SELECT b.id, d.workspace_id, b.raw_content FROM blocks b "
@@ -384,6 +402,5 @@ def rebuild_block_search(adapter: Adapter, session: Session, batch: int = 2000) 
     written = 0
     # In batches: the source cursor and the bulk load share one connection.
     while chunk := list(islice(source, batch)):
-        rows = [(*r, ws) for block_id, ws, text in chunk for r in index_rows(block_id, text)]
-        written += adapter.bulk_insert(session, "block_search", COLUMNS, rows)
+        written += adapter.bulk_insert(session, table, columns, rows(chunk))
     return written
