@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handshake_storage import lint, migrator, sqlscript
+from handshake_storage import declarations, lint, migrator, sqlscript
 from handshake_storage.errors import MigrationError
 from handshake_storage.lint import RULES, Finding, lint_paths, lint_text
 
@@ -159,8 +159,9 @@ def test_crlf_and_bom_do_not_move_findings() -> None:
 
 
 def test_file_naming_matches_the_migrator() -> None:
-    assert lint._UP.pattern == migrator._FILE.pattern
-    assert lint._DOWN.pattern == migrator._DOWN.pattern
+    # one rule, in declarations.py: the migrator loads files through it
+    assert lint._UP is declarations.MIGRATION_FILE and lint._DOWN is declarations.DOWN_FILE
+    assert migrator.load_migrations is declarations.load_migrations
     assert check("SELECT 1;", "0001_ok_name.sql") == []
     assert check("SELECT 1;", "0001_ok_name.down.sql") == []
     for bad in ("1_short.sql", "0001-dash.sql", "0001_Upper.sql", "0001_x.SQL", "notes.sql"):

@@ -20,8 +20,8 @@ import click
 from . import __version__
 from .database import Database, open_database
 from .errors import StorageError
-from .migrator import Migration, Migrator, Plan, load_migrations, plan_migrations
-from .url import ENV_VAR, default_sqlite_path, parse_url, redact
+from .migrator import Migration, Plan
+from .url import ENV_VAR, default_sqlite_path, redact
 
 
 class Context:
@@ -149,7 +149,7 @@ def migrate(ctx: Context, target: int | None, dry_run: bool) -> None:
             return
         with ctx.open() as db:
             click.echo(f"database: {db.url}")
-            plan = Migrator(db._adapter).migrate(target, progress=_progress)
+            plan = db.migrations.migrate(target, progress=_progress)
             if plan.steps:
                 click.echo(f"migrated to version {plan.target}")
             else:
@@ -168,16 +168,13 @@ def rollback(ctx: Context, target: int, dry_run: bool) -> None:
             return
         with ctx.open() as db:
             click.echo(f"database: {db.url}")
-            plan = Migrator(db._adapter).rollback(target, progress=_progress)
+            plan = db.migrations.rollback(target, progress=_progress)
             click.echo(f"rolled back to version {plan.target}" if plan.steps else "nothing to do")
 
 
 def _plan_without_writing(ctx: Context, target: int | None, *, down: bool) -> Plan:
-    url = parse_url(ctx.url)
-    if url.backend == "sqlite" and not url.path.expanduser().exists():  # type: ignore[union-attr]
-        return plan_migrations(load_migrations(), [], target, down=down)
-    with open_database(ctx.url, read_only=True) as db:
-        return Migrator(db._adapter).plan(target, down=down)
+    with open_database(ctx.url, read_only=True) as db:  # a missing file is not created
+        return db.migrations.plan(target, down=down)
 
 
 @main.command()
@@ -216,7 +213,7 @@ def status(ctx: Context) -> None:
 def accept_checksum(ctx: Context, version: int, reason: str) -> None:
     """Accept a deliberate edit of an applied migration file, and record it."""
     with reported(), ctx.open() as db:
-        old, new = Migrator(db._adapter).accept_checksum(version, reason)
+        old, new = db.migrations.accept_checksum(version, reason)
         if old == new:
             click.echo(f"migration {version:04d} already matches its file (sha256:{new[:12]})")
         else:

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from operator import itemgetter
 from typing import Any, NamedTuple, TypeVar
 from uuid import UUID
@@ -32,6 +34,7 @@ from .backends import Options, create_adapter
 from .backends.base import AUTOCOMMIT, SNAPSHOT, WRITE, Adapter
 from .errors import (
     BackendUnavailableError,
+    ConflictError,
     GuardError,
     NotFoundError,
     StorageError,
@@ -74,6 +77,7 @@ from .models import (
     WriteActorKind,
 )
 from .queries import PORTABLE, placeholders
+from .rebuildable import Indexes
 from .record import Record
 from .schema import SchemaSnapshot
 from .tables import (
@@ -111,26 +115,9 @@ def open_database(
         opts = Options(**options)
     except TypeError as exc:
         raise ValidationError(f"unknown option: {exc}") from None
-    _check_options(opts)
     if guard is not None and not isinstance(guard, StorageGuard):
         raise ValidationError("guard must have a validate_write(ctx, resource_id) method")
     return Database(create_adapter(parsed, opts), guard)
-
-
-def _check_options(opts: Options) -> None:
-    if check.integer(opts.pool_size, "pool_size") < 1:
-        raise ValidationError("pool_size must be at least 1")
-    for name in ("pool_timeout", "connect_timeout", "busy_timeout", "lock_timeout"):
-        value = check.number(getattr(opts, name), name)
-        if not 0 < value < 10**6:
-            raise ValidationError(f"{name} must be a positive number of seconds")
-    if (
-        opts.statement_timeout is not None
-        and check.number(opts.statement_timeout, "statement_timeout") <= 0
-    ):
-        raise ValidationError("statement_timeout must be positive")
-    check.boolean(opts.read_only, "read_only")
-    check.text(opts.synchronous, "synchronous")
 
 
 class Database:
@@ -183,8 +170,8 @@ class Database:
         return self._adapter.describe()
 
     def _check_open(self) -> None:
-        # The migrator and describe() connect outside the pool, so they must
-        # check for themselves that the database was not closed.
+        # describe() connects outside the pool, so it must check for itself
+        # that the database was not closed.
         if self._adapter.pool.closed:
             raise BackendUnavailableError("the database is closed")
 
@@ -195,20 +182,30 @@ class Database:
 
     # -- migrations -------------------------------------------------------------
 
+    @cached_property
+    def migrations(self) -> Migrator:
+        """The migration runner of this database: ``migrate``, ``rollback``,
+        ``plan``, ``status``, ``applied``, ``accept_checksum``."""
+        return Migrator(self._adapter)
+
+    @cached_property
+    def indexes(self) -> Indexes:
+        """This database's rebuildable objects: ``declared``, ``rebuild``,
+        ``verify``, ``problems``."""
+        return Indexes(self._adapter, lambda: self.migrations.current_version())
+
     def run_migrations(self, target: int | None = None) -> Plan:
         """Apply pending migrations up to ``target`` (default: all). Safe to call
         from several processes at once; returns what was applied."""
-        self._check_open()
-        return Migrator(self._adapter).migrate(target)
+        return self.migrations.migrate(target)
 
     def rollback_migrations(self, target: int) -> Plan:
         """Revert applied migrations above ``target``; returns what was reverted."""
-        self._check_open()
-        return Migrator(self._adapter).rollback(check.non_negative_integer(target, "target"))
+        return self.migrations.rollback(check.non_negative_integer(target, "target"))
 
     def migration_status(self) -> list[MigrationState]:
         """Every known or applied migration with its state and checksum."""
-        return Migrator(self._adapter).status()
+        return self.migrations.status()
 
     # -- the guard ----------------------------------------------------------------
 
@@ -270,7 +267,7 @@ class Database:
 
     def _insert(self, table: tables.Table, sql: str, row: tuple[Any, ...], record: type[R]) -> R:
         """Insert one row and return the record over it, as stored."""
-        with self._tx(AUTOCOMMIT) as s:
+        with _inserting(table, row), self._tx(AUTOCOMMIT) as s:
             s.execute(sql, row)
         return record._from_row(row, self._ts)
 
@@ -364,7 +361,7 @@ class Database:
         stamp = self._stamp(self._authorize(ctx, values.id))
         row = _BLOCK_ROW(*values, *stamp)
         rows = search.index_rows(values.id, values.raw_content)
-        with self._tx(WRITE) as s:
+        with _inserting(BLOCKS, row), self._tx(WRITE) as s:
             s.execute(self._q.insert_block, row)
             if rows:
                 s.executemany(
@@ -846,6 +843,44 @@ class Database:
 
 
 # -- input checking helpers ------------------------------------------------------
+
+
+@contextmanager
+def _inserting(table: tables.Table, row: tuple[Any, ...]) -> Iterator[None]:
+    """Around inserting ``row``: the backend's foreign-key and duplicate-key
+    errors, which differ in wording per backend, become the same message on
+    both, naming the missing parent or the taken key."""
+    try:
+        yield
+    except NotFoundError as exc:  # the only NotFoundError an INSERT raises: a foreign key
+        if table.parent is None:
+            raise
+        parent = table.parent
+        message = f"{parent.what} {_shown(table, parent.column, row)} does not exist"
+        error: StorageError = NotFoundError(message, **_facts(exc, table))
+    except ConflictError as exc:
+        message = f"{table.what} {_shown(table, table.key, row)} already exists"
+        error = ConflictError(message, **_facts(exc, table))
+    else:
+        return
+    raise error from None
+
+
+def _shown(table: tables.Table, column: str, row: tuple[Any, ...]) -> str:
+    """A key as messages show it: a UUID plain, a content id quoted."""
+    value = row[table.at[column]]
+    return str(value) if table.by_name[column].codec is tables.UUID_TEXT else repr(value)
+
+
+def _facts(exc: StorageError, table: tables.Table) -> dict[str, Any]:
+    """The backend's structured facts, with the table written (SQLite's
+    foreign-key error names none)."""
+    return {
+        "backend": exc.backend,
+        "backend_code": exc.backend_code,
+        "table": table.name,
+        "constraint": exc.constraint,
+    }
 
 
 def _expect(value: Any, cls: type[T], name: str) -> T:

@@ -8,14 +8,35 @@ from __future__ import annotations
 
 
 class StorageError(Exception):
-    """Base class of every error raised by the storage layer."""
+    """Base class of every error raised by the storage layer.
+
+    ``code`` is the project's code (``HSK-...``). An error translated from
+    the database also carries structured, scrubbed facts, ``None`` where
+    unknown: ``backend`` ("sqlite" | "postgresql"), ``backend_code`` (the
+    SQLSTATE or SQLite result code name), ``table`` and ``constraint``. It
+    never carries the driver's exception (``__cause__`` is ``None``): that
+    could hold a password.
+    """
 
     code: str = "HSK-500-STORAGE"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        backend: str | None = None,
+        backend_code: str | None = None,
+        table: str | None = None,
+        constraint: str | None = None,
+    ) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code
+        self.backend = backend
+        self.backend_code = backend_code
+        self.table = table
+        self.constraint = constraint
 
     @property
     def message(self) -> str:

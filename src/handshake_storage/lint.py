@@ -134,6 +134,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
 from . import sqlscript
+from .declarations import DOWN_FILE, MIGRATION_FILE, PORTABLE_TYPES
 from .errors import MigrationError
 
 RULES: dict[str, str] = {
@@ -179,8 +180,7 @@ _FIXES: dict[str, str] = {
     "HS103": "track mutations in the application (the storage guard), not in triggers",
     "HS104": "drop AUTOINCREMENT; ids are assigned by the application (text UUIDs)",
     "HS105": "remove the PRAGMA; connection settings belong to the backend adapter",
-    "HS106": "use one of TEXT, BIGINT, INTEGER, SMALLINT, DOUBLE PRECISION, BOOLEAN, "
-    "TIMESTAMP WITH TIME ZONE",
+    "HS106": f"use one of {', '.join(PORTABLE_TYPES)}",
     "HS107": "compute it in the application, or use a portable function "
     "(lower, upper, length, coalesce, nullif, abs, count, sum, avg, min, max, ...)",
     "HS108": "use the portable form both backends accept",
@@ -206,9 +206,9 @@ _FILE_RULES = frozenset({"HS001", "HS002", "HS003", "HS004", "HS005"})
 _UNSUPPRESSIBLE = _FILE_RULES | {"HS901", "HS902", "HS903"}
 _DIALECTS = ("sqlite", "postgres")
 
-# Same naming rules as the migrator (tests keep the two in step).
-_UP = re.compile(r"^(\d{4})_([a-z0-9][a-z0-9_]*)\.sql$")
-_DOWN = re.compile(r"^(\d{4})_([a-z0-9][a-z0-9_]*)\.down\.sql$")
+# The migrator's naming rules.
+_UP = MIGRATION_FILE
+_DOWN = DOWN_FILE
 
 
 @dataclass(frozen=True)
@@ -385,7 +385,7 @@ _IGNORE = re.compile(
     r"^ignore\b\s*(?P<codes>[A-Za-z]+\d\w*(?:\s*,\s*[A-Za-z]+\d\w*)*(?!\w))?(?P<reason>.*)$",
     re.I,
 )
-_MARKER = re.compile(r"^\s*@(\w[\w-]*)\b(.*)$")  # as in sqlscript
+_MARKER = sqlscript.MARKER
 
 
 @dataclass(frozen=True)
@@ -585,17 +585,9 @@ _KEYWORD_FUNCTIONS = {
     "CurrentUser": "current_user",
 }
 
-_PORTABLE_TYPES = (
-    "TEXT",
-    "BIGINT",
-    "INTEGER",
-    "SMALLINT",
-    "DOUBLE PRECISION",
-    "BOOLEAN",
-    "TIMESTAMP WITH TIME ZONE",
-)
+_PORTABLE_TYPES = tuple(PORTABLE_TYPES)
 _PORTABLE_TYPE = re.compile(
-    r"(?:TIMESTAMP WITH TIME ZONE|DOUBLE PRECISION|TEXT|BIGINT|INTEGER|SMALLINT|BOOLEAN)"
+    "(?:" + "|".join(sorted(map(re.escape, PORTABLE_TYPES), key=len, reverse=True)) + ")"
     r"(?![\w$])(?!\s*[(\[])",
     re.I,
 )

@@ -13,26 +13,22 @@ its bookkeeping row commit together or not at all.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
-from pathlib import Path
-from typing import Any
 
 from . import sqlscript
 from .backends.base import AUTOCOMMIT, Adapter, Session
-from .errors import MigrationError, StorageError, ValidationError
+from .declarations import Migration, load_migrations
+from .errors import BackendUnavailableError, MigrationError, ValidationError
+from .rebuildable import populate_derived
 
 VERSION_TABLE = "schema_migrations"
 LOG_TABLE = "schema_migration_log"
 BOOKKEEPING_TABLES = (VERSION_TABLE, LOG_TABLE)
 
-_FILE = re.compile(r"^(\d{4})_([a-z0-9][a-z0-9_]*)\.sql$")
-_DOWN = re.compile(r"^(\d{4})_([a-z0-9][a-z0-9_]*)\.down\.sql$")
 
 _BOOTSTRAP = (
     f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} ("
@@ -55,19 +51,6 @@ _BOOTSTRAP = (
 def bootstrap_statements() -> tuple[str, ...]:
     """DDL of the bookkeeping tables (portable; ``IF NOT EXISTS``)."""
     return _BOOTSTRAP
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    description: str
-    up_sql: str = field(repr=False)
-    down_sql: str = field(repr=False)
-    checksum: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.version:04d}_{self.description}"
 
 
 @dataclass(frozen=True)
@@ -110,57 +93,6 @@ class Plan:
 
 
 Progress = Callable[[str, Migration, float | None], None]
-
-
-def load_migrations(directory: Path | None = None) -> list[Migration]:
-    """The migrations shipped with the package (or those in ``directory``)."""
-    root: Any = (
-        directory if directory is not None else resources.files(__package__).joinpath("migrations")
-    )
-    ups: dict[int, tuple[str, Any]] = {}
-    downs: dict[int, tuple[str, Any]] = {}
-    for entry in root.iterdir():
-        name = entry.name
-        if name.endswith(".down.sql"):
-            match = _DOWN.match(name)
-            table = downs
-        elif name.endswith(".sql"):
-            match = _FILE.match(name)
-            table = ups
-        else:
-            continue
-        if not match:
-            raise MigrationError(
-                f"migration file {name!r} is not named NNNN_description.sql "
-                "(lower case letters, digits and underscores)"
-            )
-        version = int(match.group(1))
-        if version in table:
-            raise MigrationError(f"two migration files share version {version:04d}")
-        table[version] = (match.group(2), entry)
-    migrations = []
-    for version in sorted(ups):
-        description, up = ups[version]
-        if version not in downs or downs[version][0] != description:
-            raise MigrationError(
-                f"migration {version:04d}_{description}.sql has no matching "
-                f"{version:04d}_{description}.down.sql"
-            )
-        up_text = sqlscript.normalize(up.read_text(encoding="utf-8"))
-        down_text = sqlscript.normalize(downs[version][1].read_text(encoding="utf-8"))
-        migrations.append(
-            Migration(version, description, up_text, down_text, sqlscript.checksum(up_text))
-        )
-    orphans = set(downs) - set(ups)
-    if orphans:
-        raise MigrationError(f"down migration without an up file: version {min(orphans):04d}")
-    for expected, migration in enumerate(migrations, start=1):
-        if migration.version != expected:
-            raise MigrationError(
-                f"migration versions must run 0001, 0002, ... without gaps; "
-                f"found {migration.name} where {expected:04d} was expected"
-            )
-    return migrations
 
 
 class Migrator:
@@ -228,7 +160,10 @@ class Migrator:
         return sorted(rows, key=lambda r: r.version)
 
     def plan(self, target: int | None = None, *, down: bool = False) -> Plan:
-        """What ``migrate``/``rollback`` would run now, without running it."""
+        """What ``migrate``/``rollback`` would run now, without running it (or
+        creating a database that does not exist yet)."""
+        if not self.adapter.exists():
+            return self._plan([], target, down=down)
         with self.adapter.transaction(AUTOCOMMIT) as session:
             applied = self.applied_in(session)
         return self._plan(applied, target, down=down)
@@ -254,6 +189,7 @@ class Migrator:
             raise MigrationError(f"there is no migration file with version {version:04d}")
         if not reason or not reason.strip():
             raise ValidationError("accepting a changed migration needs a reason")
+        self._check_open()
         adapter = self.adapter
         with adapter.migration_lock() as session:
             self._bootstrap(session)
@@ -276,22 +212,22 @@ class Migrator:
 
     # -- internals ------------------------------------------------------------
 
+    def _check_open(self) -> None:
+        # The runner connects outside the pool, so it checks for itself that
+        # the database was not closed.
+        if self.adapter.pool.closed:
+            raise BackendUnavailableError("the database is closed")
+
     def _run(self, target: int | None, *, down: bool, progress: Progress | None) -> Plan:
+        self._check_open()
         adapter = self.adapter
         _check_target(target, self.latest, down=down)  # before anything is created
-        try:
-            with adapter.migration_lock() as session:
-                self._bootstrap(session)
-                plan = self._plan(self.applied_in(session), target, down=down)
-                for step in plan.steps:
-                    self._apply(session, step, progress)
-                return plan
-        except StorageError:
-            raise
-        except Exception as exc:
-            if adapter.is_driver_error(exc):
-                raise adapter.translate_error(exc) from None
-            raise
+        with adapter.errors(), adapter.migration_lock() as session:
+            self._bootstrap(session)
+            plan = self._plan(self.applied_in(session), target, down=down)
+            for step in plan.steps:
+                self._apply(session, step, progress)
+            return plan
 
     def _apply(self, session: Session, step: PlanStep, progress: Progress | None) -> None:
         adapter, migration = self.adapter, step.migration
@@ -313,8 +249,6 @@ class Migrator:
                     raise MigrationError(
                         f"{migration.name}{suffix} line {statement.line} failed: {reason}"
                     ) from None
-            from .rebuildable import populate_derived  # it imports this module
-
             populate_derived(adapter, session, migration, step.sql)
             elapsed_ms = round((time.perf_counter() - started) * 1000)
             if step.direction == "up":

@@ -18,16 +18,19 @@ and after (index definitions; derived-table row digests), and rolls back.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import block_terms, search, sqlscript
-from .backends.base import SNAPSHOT, WRITE, Adapter, Session, fulltext_name
+from .backends.base import SNAPSHOT, WRITE, Adapter, Session
+from .declarations import Migration, RebuildableObject, declare, registry
 from .digest import TableDigest
 from .errors import MigrationError, ValidationError
-from .migrator import Migration, Migrator, load_migrations
 from .schema import SchemaSnapshot
+
+if TYPE_CHECKING:
+    from .database import Database
 
 Builder = Callable[[Adapter, Session], int]
 
@@ -37,114 +40,12 @@ BUILDERS: dict[str, Builder] = {
     "block_search": search.rebuild_block_search,
 }
 
-_NAME = r'"?([A-Za-z_][A-Za-z0-9_]*)"?'
-_CREATE_INDEX = re.compile(
-    rf"^CREATE\s+(UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?{_NAME}\s+ON\s+{_NAME}\s*\((.*)\)\s*$",
-    re.IGNORECASE | re.DOTALL,
-)
-_CREATE_TABLE = re.compile(rf"^CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?{_NAME}", re.IGNORECASE)
-_DROP = re.compile(rf"^DROP\s+(INDEX|TABLE)\s+(?:IF\s+EXISTS\s+)?{_NAME}", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class RebuildableObject:
-    name: str
-    kind: str  # "index" | "derived" | "fulltext"
-    table: str  # the indexed table, or the derived table itself
-    source: str  # what it is computed from, for people
-    create_sql: str
-    version: int  # the migration that created it
-    builder: str | None = None
-    derived_from: tuple[str, ...] = ()
-    columns: tuple[str, ...] = ()
-    unique: bool = False
-
 
 @dataclass
 class VerifyResult:
     name: str
     equal: bool
     detail: str
-
-
-def registry(
-    up_to: int | None = None, migrations: list[Migration] | None = None
-) -> list[RebuildableObject]:
-    """The rebuildable objects a database at version ``up_to`` (default:
-    latest) contains, in creation order."""
-    found: dict[str, RebuildableObject] = {}
-    for migration in migrations if migrations is not None else load_migrations():
-        if up_to is not None and migration.version > up_to:
-            break
-        for statement in sqlscript.split(migration.up_sql):
-            _apply(found, statement, migration)
-    return list(found.values())
-
-
-def _apply(
-    found: dict[str, RebuildableObject], statement: sqlscript.Statement, m: Migration
-) -> None:
-    text = " ".join(statement.text.split())
-    markers = {name: args for name, args, _ in statement.markers() if name == "rebuildable"}
-    drop = _DROP.match(text)
-    if drop:
-        name = drop.group(2)
-        found.pop(name, None)
-        if drop.group(1).upper() == "TABLE":
-            for key in [k for k, o in found.items() if o.table == name]:
-                del found[key]
-        return
-    index = _CREATE_INDEX.match(text)
-    if index:
-        if "rebuildable" not in markers:
-            return  # the linter reports unclassified indexes
-        unique, name, table, cols = index.groups()
-        columns = tuple(c.strip().strip('"') for c in cols.split(","))
-        found[name] = RebuildableObject(
-            name=name,
-            kind="index",
-            table=table,
-            source=f"{table}({', '.join(columns)})",
-            create_sql=statement.text,
-            version=m.version,
-            columns=columns,
-            unique=bool(unique),
-        )
-        return
-    table_match = _CREATE_TABLE.match(text)
-    if table_match and "rebuildable" in markers:
-        args = dict(
-            part.split("=", 1) for part in markers["rebuildable"].split()[1:] if "=" in part
-        )
-        kind = markers["rebuildable"].split()[0] if markers["rebuildable"] else ""
-        if kind != "derived" or "builder" not in args or "from" not in args:
-            raise MigrationError(
-                f"{m.name} line {statement.line}: a rebuildable table needs "
-                "`-- @rebuildable derived from=<tables> builder=<name>`"
-            )
-        name = table_match.group(1)
-        sources = tuple(args["from"].split(","))
-        fulltext = args.get("fulltext")
-        found[name] = RebuildableObject(
-            name=name,
-            kind="derived",
-            table=name,
-            source=f"{', '.join(sources)} via builder {args['builder']}",
-            create_sql=statement.text,
-            version=m.version,
-            builder=args["builder"],
-            derived_from=sources,
-        )
-        if fulltext:
-            found[fulltext_name(name)] = RebuildableObject(
-                name=fulltext_name(name),
-                kind="fulltext",
-                table=name,
-                source=f"{name}({fulltext}) in the engine's full-text index",
-                create_sql="",
-                version=m.version,
-                columns=(fulltext,),
-            )
 
 
 def populate_derived(
@@ -157,7 +58,7 @@ def populate_derived(
     empty one."""
     created: dict[str, RebuildableObject] = {}
     for statement in sqlscript.split(sql):
-        _apply(created, statement, migration)
+        declare(created, statement, migration)
     build(adapter, session, list(created.values()))
     return [o.name for o in created.values() if o.kind != "index"]
 
@@ -238,46 +139,88 @@ def _rebuild_steps(
             session.execute(obj.create_sql)
 
 
-def _current(db: object) -> tuple[Adapter, list[RebuildableObject]]:
-    adapter: Adapter = db._adapter  # type: ignore[attr-defined]
-    version = Migrator(adapter).current_version()
-    return adapter, registry(version)
+class Indexes:
+    """``db.indexes``: the rebuildable objects (indexes and derived tables)
+    of one database, at its current schema version."""
 
+    def __init__(self, adapter: Adapter, current_version: Callable[[], int]) -> None:
+        self.adapter = adapter
+        self._current_version = current_version
 
-def rebuild(
-    db: object, names: list[str] | None = None, progress: Callable[[str], None] | None = None
-) -> list[str]:
-    """Drop and recreate the named objects (default: all) in one transaction."""
-    adapter, objects = _current(db)
-    plan = _plan(objects, select(objects, names))
-    with adapter.transaction(WRITE) as session:
-        _rebuild_steps(adapter, session, plan, progress)
-    return [o.name for o in plan]
+    def declared(self) -> list[RebuildableObject]:
+        """What the migrations applied to this database declare rebuildable."""
+        return registry(self._current_version())
+
+    def rebuild(
+        self, names: list[str] | None = None, progress: Callable[[str], None] | None = None
+    ) -> list[str]:
+        """Drop and recreate the named objects (default: all) in one transaction."""
+        adapter, objects = self.adapter, self.declared()
+        plan = _plan(objects, select(objects, names))
+        with adapter.transaction(WRITE) as session:
+            _rebuild_steps(adapter, session, plan, progress)
+        return [o.name for o in plan]
+
+    def verify(
+        self, names: list[str] | None = None, progress: Callable[[str], None] | None = None
+    ) -> list[VerifyResult]:
+        """Rebuild inside a transaction, compare with the state before, roll back."""
+        adapter, objects = self.adapter, self.declared()
+        plan = _plan(objects, select(objects, names))
+        results: list[VerifyResult] = []
+        try:
+            with adapter.transaction(WRITE) as session:
+                before = _fingerprints(adapter, session, plan)
+                _rebuild_steps(adapter, session, plan, progress)
+                after = _fingerprints(adapter, session, plan)
+                for obj in plan:
+                    old, new = before[obj.name], after[obj.name]
+                    results.append(VerifyResult(obj.name, old == new, _describe(obj, old, new)))
+                raise _Rollback
+        except _Rollback:
+            pass
+        return results
+
+    def problems(self) -> list[str]:
+        """Problems with the live indexes: any index no migration declared
+        rebuildable, and any declared index that is missing."""
+        objects = self.declared()
+        with self.adapter.transaction(SNAPSHOT) as session:
+            snapshot = self.adapter.introspect(session)
+        declared = {o.name for o in objects if o.kind == "index"}
+        problems = [
+            f"index {name} on {index.table} is not declared `-- @rebuildable` in any migration"
+            for name, index in sorted(snapshot.indexes.items())
+            if name not in declared
+        ]
+        problems += [
+            f"index {name} is declared rebuildable but missing from the database"
+            for name in sorted(declared - set(snapshot.indexes))
+        ]
+        return problems
 
 
 class _Rollback(Exception):
     pass
 
 
+# The module-level forms, for callers holding a Database.
+
+
+def rebuild(
+    db: Database, names: list[str] | None = None, progress: Callable[[str], None] | None = None
+) -> list[str]:
+    return db.indexes.rebuild(names, progress)
+
+
 def verify(
-    db: object, names: list[str] | None = None, progress: Callable[[str], None] | None = None
+    db: Database, names: list[str] | None = None, progress: Callable[[str], None] | None = None
 ) -> list[VerifyResult]:
-    """Rebuild inside a transaction, compare with the state before, roll back."""
-    adapter, objects = _current(db)
-    plan = _plan(objects, select(objects, names))
-    results: list[VerifyResult] = []
-    try:
-        with adapter.transaction(WRITE) as session:
-            before = _fingerprints(adapter, session, plan)
-            _rebuild_steps(adapter, session, plan, progress)
-            after = _fingerprints(adapter, session, plan)
-            for obj in plan:
-                old, new = before[obj.name], after[obj.name]
-                results.append(VerifyResult(obj.name, old == new, _describe(obj, old, new)))
-            raise _Rollback
-    except _Rollback:
-        pass
-    return results
+    return db.indexes.verify(names, progress)
+
+
+def unclassified_indexes(db: Database) -> list[str]:
+    return db.indexes.problems()
 
 
 def _fingerprints(
@@ -317,22 +260,3 @@ def _describe(obj: RebuildableObject, old: object, new: object) -> str:
     if old == new:
         return f"on {obj.source}, identical after the rebuild"
     return f"was {old}, the migration declares {new}"
-
-
-def unclassified_indexes(db: object) -> list[str]:
-    """Problems with the live indexes: any index no migration declared
-    rebuildable, and any declared index that is missing."""
-    adapter, objects = _current(db)
-    with adapter.transaction(SNAPSHOT) as session:
-        snapshot = adapter.introspect(session)
-    declared = {o.name for o in objects if o.kind == "index"}
-    problems = [
-        f"index {name} on {index.table} is not declared `-- @rebuildable` in any migration"
-        for name, index in sorted(snapshot.indexes.items())
-        if name not in declared
-    ]
-    problems += [
-        f"index {name} is declared rebuildable but missing from the database"
-        for name in sorted(declared - set(snapshot.indexes))
-    ]
-    return problems

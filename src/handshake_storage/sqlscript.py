@@ -14,7 +14,8 @@ from functools import lru_cache
 
 from .errors import MigrationError
 
-_MARKER = re.compile(r"^\s*@(\w[\w-]*)\b(.*)$")
+#: A ``-- @name args`` annotation line in a statement's leading comment.
+MARKER = re.compile(r"^\s*@(\w[\w-]*)\b(.*)$")
 
 
 def normalize(text: str) -> str:
@@ -43,7 +44,7 @@ class Statement:
         found = []
         for i, comment in enumerate(self.comments):
             for line in comment.splitlines():
-                match = _MARKER.match(line)
+                match = MARKER.match(line)
                 if match:
                     found.append((match.group(1), match.group(2).strip(), i))
         return found

@@ -14,9 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from . import sqlscript, tables
 from .backends import Options, create_adapter
@@ -34,7 +32,7 @@ from .migrator import (
 )
 from .rebuildable import build, registry
 from .schema import TIMESTAMP, SchemaSnapshot, Table
-from .url import DatabaseURL, parse_url
+from .url import parse_url
 
 Progress = Callable[[str, int, int], None]
 
@@ -78,18 +76,18 @@ def copy_database(
     """Copy ``source_url`` into the empty database at ``target_url`` and verify it."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValidationError("batch_size must be a positive integer")
-    source, target = parse_url(source_url), parse_url(target_url)
-    _refuse_same_database(source, target)
-    created_file = target.backend == "sqlite" and not target.path.expanduser().exists()  # type: ignore[union-attr]
-    src = create_adapter(source, Options(read_only=True, pool_size=2))
-    dst = create_adapter(target, Options(pool_size=2))
+    src = create_adapter(parse_url(source_url), Options(read_only=True, pool_size=2))
+    dst = create_adapter(parse_url(target_url), Options(pool_size=2))
+    if src.same_database(dst):
+        raise ValidationError(f"source and target are the same database ({dst.url.redacted})")
+    created = not dst.exists()
     started = time.perf_counter()
     try:
         report = _copy(src, dst, batch_size, progress)
     except BaseException:
         dst.close()
-        if created_file:
-            _remove_sqlite_files(target.path.expanduser())  # type: ignore[union-attr]
+        if created:
+            dst.discard_created()
         raise
     finally:
         src.close()
@@ -278,24 +276,3 @@ def _require_empty(adapter: Adapter, session: Session) -> None:
             f"the target {adapter.url.redacted} is not empty (it has tables {shown}); "
             "copy needs an empty database"
         )
-
-
-def _refuse_same_database(source: DatabaseURL, target: DatabaseURL) -> None:
-    if source.backend == target.backend == "sqlite":
-        if source.path.expanduser().resolve() == target.path.expanduser().resolve():  # type: ignore[union-attr]
-            raise ValidationError("source and target are the same SQLite file")
-    elif source.backend == target.backend and _spelled(source) == _spelled(target):
-        raise ValidationError("source and target are the same database")
-
-
-def _spelled(url: DatabaseURL) -> tuple[str, str, list[tuple[str, str]]]:
-    """A PostgreSQL URL regardless of scheme alias and parameter order."""
-    parts = urlsplit(url.raw)
-    return parts.netloc, parts.path, sorted(url.params.items())
-
-
-def _remove_sqlite_files(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        candidate = Path(f"{path}{suffix}")
-        if candidate.exists():
-            candidate.unlink()

@@ -14,14 +14,22 @@ import contextlib
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any, Generic, Protocol, TypeVar
 
-from ..errors import BackendUnavailableError, StorageError
+from ..declarations import fulltext_name as fulltext_name
+from ..errors import (
+    BackendUnavailableError,
+    ConflictError,
+    MigrationError,
+    NotFoundError,
+    StorageError,
+    ValidationError,
+)
 from ..schema import SchemaSnapshot
 from ..url import DatabaseURL
 
@@ -40,12 +48,6 @@ class Session(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Cursor: ...
 
     def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> Any: ...
-
-
-def fulltext_name(table: str) -> str:
-    """The name of the engine full-text object an adapter materializes for a
-    derived table declared ``fulltext=<column>`` (see rebuildable.py)."""
-    return f"{table}_fulltext"
 
 
 class Mode(Enum):
@@ -74,8 +76,6 @@ class Options:
 @dataclass(frozen=True)
 class Features:
     name: str
-    #: appended to a SELECT that must lock the row it reads until commit
-    row_lock_clause: str
     #: appended to a text expression in ORDER BY so it sorts by code point
     binary_collation: str
     #: whether ``bulk_insert`` uses a native bulk protocol
@@ -330,9 +330,6 @@ class Adapter(ABC):
         else:
             self.pool.release(conn)
 
-    @abstractmethod
-    def is_broken(self, conn: Any) -> bool: ...
-
     def close(self) -> None:
         self.pool.close()
 
@@ -340,9 +337,7 @@ class Adapter(ABC):
 
     def compile(self, sql: str) -> str:
         """Turn portable query text into this backend's dialect."""
-        return sql.replace("{for_update}", self.features.row_lock_clause).replace(
-            "{C}", self.features.binary_collation
-        )
+        return sql.replace("{C}", self.features.binary_collation)
 
     @abstractmethod
     def encode_timestamp(self, value: datetime) -> Any: ...
@@ -350,13 +345,61 @@ class Adapter(ABC):
     @abstractmethod
     def decode_timestamp(self, value: Any) -> datetime: ...
 
-    # -- errors -----------------------------------------------------------
+    # -- errors: the boundary ----------------------------------------------
+
+    #: code -> rule; a code is looked up whole, then by ever shorter prefixes
+    #: ("23505", then "23"; "SQLITE_CONSTRAINT_CHECK", then "SQLITE_CONSTRAINT").
+    error_rules: Mapping[str, ErrorRule]
 
     @abstractmethod
     def is_driver_error(self, exc: BaseException) -> bool: ...
 
     @abstractmethod
-    def translate_error(self, exc: BaseException) -> StorageError: ...
+    def diagnose(self, exc: BaseException) -> Diagnostic:
+        """The scrubbed facts of a driver exception (the driver-specific part)."""
+
+    @property
+    def where(self) -> str:
+        """How messages name this database (no secrets)."""
+        return f"{self.features.name} {self.url.redacted}"
+
+    def translate_error(self, exc: BaseException) -> StorageError:
+        """The project's error for a driver exception: the rule for its code
+        (:attr:`error_rules`), with the scrubbed structured fields."""
+        if isinstance(exc, StorageError):
+            return exc
+        d = self.diagnose(exc)
+        rule = _lookup(self.error_rules, d.code) or _FALLBACK
+        message = rule.message.format(
+            detail=d.detail,
+            where=self.where,
+            table=d.table or "the table",
+            column=d.column or "a column",
+            constraint=d.constraint or "",
+            options=self.options,
+        )
+        return rule.error(
+            message,
+            backend=self.features.name,
+            backend_code=d.code or None,
+            table=d.table,
+            constraint=d.constraint,
+        )
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        """The error boundary around driver calls: a driver exception leaves
+        as the project's error, never chained to the driver's (``from None``).
+        The hot paths (:class:`Transaction`, :meth:`fetch`) apply the same
+        :meth:`translate_error` without a context manager, for speed."""
+        try:
+            yield
+        except StorageError:
+            raise
+        except Exception as exc:
+            if not self.is_driver_error(exc):
+                raise
+            raise self.translate_error(exc) from None
 
     def scrub(self, text: str) -> str:
         return self.url.scrub(text)
@@ -443,10 +486,141 @@ class Adapter(ABC):
         """What ``indexes verify`` compares: the index definition and whether
         it agrees with the rows (None if the index is missing)."""
 
-    @abstractmethod
     def execute_script_statement(self, session: Session, statement: str) -> None:
         """Run one DDL/DML statement from a migration file (no parameters)."""
+        session.execute(statement)
 
     @abstractmethod
     def describe(self) -> dict[str, str]:
         """Server facts for ``status`` (version, file, ...), secrets excluded."""
+
+    # -- the database itself (sqlx's MigrateDatabase) -----------------------
+
+    def exists(self) -> bool:
+        """Whether the database exists already (opening it would not create it)."""
+        return True
+
+    def same_database(self, other: Adapter) -> bool:
+        """Whether ``other`` addresses the same database, however spelled."""
+        return type(other) is type(self) and self.identity() == other.identity()
+
+    @abstractmethod
+    def identity(self) -> object:
+        """What tells two databases of this backend apart (a resolved file
+        path, a server address and database name)."""
+
+    def discard_created(self) -> None:
+        """Remove what opening a database that did not exist created (a
+        SQLite file and its journals); nothing for a server database."""
+        return None
+
+    # -- pieces both adapters share ------------------------------------------
+
+    def _make_pool(self) -> ConnectionPool[Any]:
+        return ConnectionPool(
+            self._connect,
+            _close,
+            self._usable,
+            self.options.pool_size,
+            self.options.pool_timeout,
+        )
+
+    @abstractmethod
+    def _connect(self) -> Any: ...
+
+    @abstractmethod
+    def _usable(self, conn: Any) -> bool:
+        """Whether an idle pooled connection can be handed out."""
+
+    def is_broken(self, conn: Any) -> bool:
+        return not self._usable(conn)
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """A driver exception's facts, scrubbed of secrets (after psycopg's
+    ``Diagnostic``): its code, one line of detail and, when the backend
+    reports them, the table, column and constraint."""
+
+    code: str
+    detail: str
+    table: str | None = None
+    column: str | None = None
+    constraint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRule:
+    """The project error class a code maps to, and its message template
+    (fields of :class:`Diagnostic`, ``where`` and ``options``). Constraint
+    rules name only what both backends report, so the same failure reads
+    the same on each."""
+
+    error: type[StorageError]
+    message: str
+
+
+class Rules:
+    """The portable rules both adapters' tables use: constraint failures read
+    alike on every backend (they name only what each reports)."""
+
+    UNIQUE = ErrorRule(ConflictError, "duplicate key: {table} already has a row with this {column}")
+    FOREIGN_KEY = ErrorRule(
+        NotFoundError, "foreign key violation: the row refers to a row that does not exist"
+    )
+    NOT_NULL = ErrorRule(ValidationError, "{table}.{column} must not be null")
+    CHECK = ErrorRule(ValidationError, "check constraint {constraint} failed")
+    NO_SCHEMA = ErrorRule(
+        MigrationError,
+        "{where} has no Handshake schema ({detail}); run `handshake-storage migrate`",
+    )
+    CLOSED = ErrorRule(BackendUnavailableError, "the database is closed")
+    OTHER_CONSTRAINT = ErrorRule(ValidationError, "constraint violation: {detail}")
+
+    @classmethod
+    def constraints(
+        cls,
+        *,
+        unique: Sequence[str],
+        foreign_key: str,
+        not_null: str,
+        check: str,
+        other: str,
+    ) -> dict[str, ErrorRule]:
+        """A backend's codes for each kind of constraint failure -> its rule."""
+        return {
+            **dict.fromkeys(unique, cls.UNIQUE),
+            foreign_key: cls.FOREIGN_KEY,
+            not_null: cls.NOT_NULL,
+            check: cls.CHECK,
+            other: cls.OTHER_CONSTRAINT,
+        }
+
+
+_FALLBACK = ErrorRule(StorageError, "error on {where}: {detail}")
+
+
+def _lookup(rules: Mapping[str, ErrorRule], code: str) -> ErrorRule | None:
+    """The rule for ``code``: an SQLSTATE whole, then its first three and two
+    characters (its class); a SQLite name whole, then without each ``_PART``."""
+    if code[:1].isdigit():
+        candidates = [code, code[:3], code[:2]]
+    else:
+        candidates = [code]
+        while "_" in code:
+            code = code[: code.rfind("_")]
+            candidates.append(code)
+    for candidate in candidates:
+        rule = rules.get(candidate)
+        if rule is not None:
+            return rule
+    return None
+
+
+def quote_identifier(identifier: str) -> str:
+    """A double-quoted SQL identifier (the same rule on both backends)."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _close(conn: Any) -> None:
+    conn.close()

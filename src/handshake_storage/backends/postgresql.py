@@ -10,6 +10,7 @@ the same Database object recovers by itself when the server comes back.
 from __future__ import annotations
 
 import contextlib
+import re
 import select
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,13 +22,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 
-from ..errors import (
-    BackendUnavailableError,
-    ConflictError,
-    MigrationError,
-    StorageError,
-    ValidationError,
-)
+from ..errors import BackendUnavailableError, ConflictError, ValidationError
 from ..schema import (
     BOOLEAN,
     FLOAT,
@@ -44,13 +39,16 @@ from ..url import DatabaseURL
 from .base import (
     SNAPSHOT,
     Adapter,
-    ConnectionPool,
+    Diagnostic,
+    ErrorRule,
     Features,
     Mode,
     Options,
+    Rules,
     Session,
     fulltext_name,
 )
+from .base import quote_identifier as _quote
 
 #: pg_advisory_lock key of the migration runner ("hsk_migr" as bytes).
 MIGRATION_LOCK_KEY = int.from_bytes(b"hsk_migr", "big") & 0x7FFF_FFFF_FFFF_FFFF
@@ -113,24 +111,57 @@ class PgSession(psycopg.Connection[tuple[Any, ...]]):
         cur.executemany(query, params_seq)
 
 
+_UNAVAILABLE = ErrorRule(BackendUnavailableError, "{where} is unavailable: {detail}")
+
+#: SQLSTATE (whole, or its class) or a pseudo code of diagnose() -> rule.
+ERROR_RULES: dict[str, ErrorRule] = {
+    **Rules.constraints(
+        unique=("23505",), foreign_key="23503", not_null="23502", check="23514", other="23"
+    ),
+    "22": ErrorRule(ValidationError, "value rejected by PostgreSQL: {detail}"),
+    "HS_DATA": ErrorRule(ValidationError, "value rejected by PostgreSQL: {detail}"),
+    "40001": ErrorRule(ConflictError, "concurrent update, retry the operation: {detail}"),
+    "40P01": ErrorRule(ConflictError, "concurrent update, retry the operation: {detail}"),
+    "57014": ErrorRule(BackendUnavailableError, "statement timed out on {where}: {detail}"),
+    "55P03": ErrorRule(BackendUnavailableError, "lock wait timed out on {where}: {detail}"),
+    "25006": ErrorRule(BackendUnavailableError, "{where} is read-only: {detail}"),
+    "42P01": Rules.NO_SCHEMA,
+    "42703": Rules.NO_SCHEMA,
+    "08": _UNAVAILABLE,
+    "57P": _UNAVAILABLE,
+    "53": _UNAVAILABLE,
+    "HS_CONNECTION": _UNAVAILABLE,
+    "HS_CLOSED": Rules.CLOSED,
+}
+
+#: "Key (workspace_id, id)=(...) already exists." -> the key's columns
+_KEY_COLUMNS = re.compile(r"^Key \(([^)]*)\)=")
+
+
 class PostgreSQLAdapter(Adapter):
     features = Features(
         name="postgresql",
-        row_lock_clause=" FOR UPDATE",
         binary_collation=' COLLATE "C"',
         native_bulk_load=True,
     )
+    error_rules = ERROR_RULES
 
     def __init__(self, url: DatabaseURL, options: Options) -> None:
         super().__init__(url, options)
         self._conninfo = self._build_conninfo()
         self._compiled: dict[str, str] = {}
-        self.pool = ConnectionPool(
-            self._connect,
-            _close,
-            _usable,
-            options.pool_size,
-            options.pool_timeout,
+        self.pool = self._make_pool()
+
+    @property
+    def where(self) -> str:
+        return f"PostgreSQL {self.url.redacted}"
+
+    def identity(self) -> object:
+        """Server address, database and user, whatever the URL's spelling
+        (scheme alias, parameter order, defaults spelled out or not)."""
+        params = conninfo_to_dict(self._conninfo)
+        return tuple(
+            str(params.get(k) or "") for k in ("host", "hostaddr", "port", "dbname", "user")
         )
 
     def _build_conninfo(self) -> str:
@@ -154,10 +185,8 @@ class PostgreSQLAdapter(Adapter):
     # -- connections ------------------------------------------------------
 
     def _connect(self) -> PgSession:
-        try:
+        with self.errors():
             return PgSession.connect(self._conninfo, autocommit=True)
-        except psycopg.Error as exc:
-            raise self.translate_error(exc) from None
 
     def begin(self, conn: PgSession, mode: Mode) -> None:
         if mode is SNAPSHOT:
@@ -176,6 +205,16 @@ class PostgreSQLAdapter(Adapter):
 
     def is_broken(self, conn: PgSession) -> bool:
         return bool(conn.closed or conn.broken)
+
+    def _usable(self, conn: PgSession) -> bool:
+        if conn.closed or conn.broken:
+            return False
+        try:
+            readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        except (OSError, ValueError, psycopg.Error):
+            return False
+        # An idle connection has nothing to read unless the server hung up on it.
+        return not readable
 
     # -- SQL and values -----------------------------------------------------
 
@@ -197,39 +236,25 @@ class PostgreSQLAdapter(Adapter):
     def is_driver_error(self, exc: BaseException) -> bool:
         return isinstance(exc, psycopg.Error)
 
-    def translate_error(self, exc: BaseException) -> StorageError:
-        if isinstance(exc, StorageError):
-            return exc
+    def diagnose(self, exc: BaseException) -> Diagnostic:
         state = getattr(exc, "sqlstate", None) or ""
         detail = self.scrub(_first_line(exc))
-        where = f"PostgreSQL {self.url.redacted}"
-        if state == "23505":
-            return ConflictError(f"duplicate key: {detail}")
-        if state == "23503":
-            return ValidationError(
-                f"foreign key violation: the row refers to a row that does not exist ({detail})"
+        diag = getattr(exc, "diag", None)
+        if state.startswith("23") and diag is not None:
+            key = _KEY_COLUMNS.match(diag.message_detail or "")
+            return Diagnostic(
+                state,
+                detail,
+                diag.table_name,
+                diag.column_name or (key.group(1) if key else None),
+                diag.constraint_name,
             )
-        if state.startswith("23"):
-            return ValidationError(f"constraint violation: {detail}")
-        if state.startswith("22") or (not state and isinstance(exc, psycopg.DataError)):
-            return ValidationError(f"value rejected by PostgreSQL: {detail}")
-        if state in ("40001", "40P01"):
-            return ConflictError(f"concurrent update, retry the operation: {detail}")
-        if state == "57014":
-            return BackendUnavailableError(f"statement timed out on {where}: {detail}")
-        if state == "55P03":
-            return BackendUnavailableError(f"lock wait timed out on {where}: {detail}")
-        if state == "25006":
-            return BackendUnavailableError(f"{where} is read-only: {detail}")
-        if state in ("42P01", "42703"):
-            return MigrationError(
-                f"{where} has no Handshake schema ({detail}); run `handshake-storage migrate`"
-            )
-        if state.startswith(("08", "57P", "53")) or isinstance(
-            exc, psycopg.OperationalError | psycopg.InterfaceError
-        ):
-            return BackendUnavailableError(f"{where} is unavailable: {detail}")
-        return StorageError(f"error on {where}: {detail}")
+        if not state:
+            if isinstance(exc, psycopg.DataError):
+                state = "HS_DATA"
+            elif isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+                state = "HS_CONNECTION"
+        return Diagnostic(state, detail)
 
     # -- introspection ------------------------------------------------------
 
@@ -312,28 +337,24 @@ class PostgreSQLAdapter(Adapter):
         """
         lock_conn = self._connect()
         try:
-            try:
+            with self.errors():
                 lock_conn.execute(f"SET lock_timeout = {int(self.options.lock_timeout * 1000)}")
                 lock_conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
-            except psycopg.Error as exc:
-                raise self.translate_error(exc) from None
             work = self._connect()
             try:
-                try:
+                with self.errors():
                     work.execute(f"SET lock_timeout = {int(self.options.lock_timeout * 1000)}")
                     work.execute("BEGIN")
                     work.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_STEP_KEY,))
                     work.execute("COMMIT")
                     work.execute("RESET lock_timeout")
-                except psycopg.Error as exc:
-                    raise self.translate_error(exc) from None
                 yield work
             finally:
-                _close(work)
+                work.close()
         finally:
             with contextlib.suppress(psycopg.Error):  # closing the session releases it too
                 lock_conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
-            _close(lock_conn)
+            lock_conn.close()
 
     @contextmanager
     def migration_step(self, session: Session) -> Iterator[None]:
@@ -346,9 +367,6 @@ class PostgreSQLAdapter(Adapter):
                 session.execute("ROLLBACK")
             raise
         session.execute("COMMIT")
-
-    def execute_script_statement(self, session: Session, statement: str) -> None:
-        session.execute(statement)
 
     # -- full text: tsvector + GIN -------------------------------------------
 
@@ -484,21 +502,6 @@ class PostgreSQLAdapter(Adapter):
         }
 
 
-def _close(conn: PgSession) -> None:
-    conn.close()
-
-
-def _usable(conn: PgSession) -> bool:
-    if conn.closed or conn.broken:
-        return False
-    try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    except (OSError, ValueError, psycopg.Error):
-        return False
-    # An idle connection has nothing to read unless the server hung up on it.
-    return not readable
-
-
 def _tsvector(column: str) -> str:
     return f"to_tsvector('simple'::regconfig, {column})"
 
@@ -506,10 +509,6 @@ def _tsvector(column: str) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _to_pyformat(sql: str) -> str:

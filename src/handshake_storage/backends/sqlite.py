@@ -18,51 +18,30 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import (
-    BackendUnavailableError,
-    ConflictError,
-    MigrationError,
-    StorageError,
-    ValidationError,
-)
-from ..schema import (
-    BOOLEAN,
-    FLOAT,
-    INTEGER,
-    TEXT,
-    TIMESTAMP,
-    Column,
-    ForeignKey,
-    Index,
-    SchemaSnapshot,
-    Table,
-)
+from ..declarations import PORTABLE_TYPES
+from ..errors import BackendUnavailableError, MigrationError, StorageError, ValidationError
+from ..schema import Column, ForeignKey, Index, SchemaSnapshot, Table
 from ..url import DatabaseURL
 from .base import (
     SNAPSHOT,
     Adapter,
-    ConnectionPool,
+    Diagnostic,
+    ErrorRule,
     Features,
     Mode,
     Options,
+    Rules,
     Session,
     fulltext_name,
 )
+from .base import quote_identifier as _quote
 
 _DROP_TABLE = re.compile(r'^\s*DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?"?(\w+)"?', re.IGNORECASE)
 
 _SYNCHRONOUS = {"off": "OFF", "normal": "NORMAL", "full": "FULL", "extra": "EXTRA"}
 
 # Declared type (upper case, as written in the migrations) -> type family.
-_FAMILIES = {
-    "TEXT": TEXT,
-    "BIGINT": INTEGER,
-    "INTEGER": INTEGER,
-    "SMALLINT": INTEGER,
-    "DOUBLE PRECISION": FLOAT,
-    "BOOLEAN": BOOLEAN,
-    "TIMESTAMP WITH TIME ZONE": TIMESTAMP,
-}
+_FAMILIES = PORTABLE_TYPES
 
 
 class SQLiteSession(sqlite3.Connection):
@@ -85,27 +64,73 @@ class SQLiteSession(sqlite3.Connection):
         self.executemany = shared.executemany  # type: ignore[method-assign]
 
 
+_VALUE = ErrorRule(ValidationError, "value rejected by SQLite: {detail}")
+_LOCKED = ErrorRule(
+    BackendUnavailableError,
+    "{where} stayed locked past the busy timeout ({options.busy_timeout:g}s): {detail}",
+)
+_READ_ONLY = ErrorRule(BackendUnavailableError, "{where} is read-only: {detail}")
+_IO = ErrorRule(BackendUnavailableError, "I/O error on {where}: {detail}")
+
+#: SQLite extended result code name (or a pseudo code of diagnose()) -> rule.
+ERROR_RULES: dict[str, ErrorRule] = {
+    **Rules.constraints(
+        unique=("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"),
+        foreign_key="SQLITE_CONSTRAINT_FOREIGNKEY",
+        not_null="SQLITE_CONSTRAINT_NOTNULL",
+        check="SQLITE_CONSTRAINT_CHECK",
+        other="SQLITE_CONSTRAINT",
+    ),
+    "SQLITE_BUSY": _LOCKED,
+    "SQLITE_LOCKED": _LOCKED,
+    "SQLITE_READONLY": _READ_ONLY,
+    "HS_QUERY_ONLY": _READ_ONLY,
+    "SQLITE_FULL": ErrorRule(BackendUnavailableError, "{where} cannot grow: the disk is full"),
+    "SQLITE_IOERR": _IO,
+    "SQLITE_CANTOPEN": _IO,
+    "SQLITE_TOOBIG": _VALUE,
+    "SQLITE_RANGE": _VALUE,
+    "SQLITE_MISMATCH": _VALUE,
+    "HS_UNBINDABLE": _VALUE,
+    "SQLITE_CORRUPT": ErrorRule(StorageError, "{where} is corrupt or not a database: {detail}"),
+    "SQLITE_NOTADB": ErrorRule(StorageError, "{where} is corrupt or not a database: {detail}"),
+    "HS_NO_SUCH_TABLE": Rules.NO_SCHEMA,
+    "HS_CLOSED": Rules.CLOSED,
+}
+
+#: "UNIQUE constraint failed: blocks.id, blocks.x" / "NOT NULL constraint failed: t.c"
+_FAILED_COLUMNS = re.compile(r"constraint failed: ((?:\w+\.\w+(?:, )?)+)$")
+_FAILED_CHECK = re.compile(r"CHECK constraint failed: (\w+)")
+
+
 class SQLiteAdapter(Adapter):
-    features = Features(
-        name="sqlite", row_lock_clause="", binary_collation="", native_bulk_load=False
-    )
+    features = Features(name="sqlite", binary_collation="", native_bulk_load=False)
+    error_rules = ERROR_RULES
 
     def __init__(self, url: DatabaseURL, options: Options) -> None:
         super().__init__(url, options)
         assert url.path is not None
         self.path: Path = url.path.expanduser()
-        if options.synchronous.lower() not in _SYNCHRONOUS:
-            raise ValidationError(
-                f"synchronous must be one of {sorted(_SYNCHRONOUS)}, not {options.synchronous!r}"
-            )
         self._synchronous = _SYNCHRONOUS[options.synchronous.lower()]
-        self.pool = ConnectionPool(
-            self._connect,
-            _close,
-            _usable,
-            options.pool_size,
-            options.pool_timeout,
-        )
+        self.pool = self._make_pool()
+
+    @property
+    def where(self) -> str:
+        return f"SQLite database {self.path}"
+
+    # -- the database file ------------------------------------------------
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def identity(self) -> object:
+        return self.path.resolve()
+
+    def discard_created(self) -> None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            candidate = Path(f"{self.path}{suffix}")
+            if candidate.exists():
+                candidate.unlink()
 
     # -- connections ------------------------------------------------------
 
@@ -146,6 +171,13 @@ class SQLiteAdapter(Adapter):
             raise self.translate_error(exc) from None
         return conn
 
+    def _usable(self, conn: sqlite3.Connection) -> bool:
+        try:
+            conn.in_transaction  # noqa: B018 - raises on a closed connection
+        except sqlite3.ProgrammingError:
+            return False
+        return True
+
     def _enable_wal(self, conn: sqlite3.Connection) -> None:
         """Switch to WAL, waiting out other connections like any writer does.
 
@@ -175,9 +207,6 @@ class SQLiteAdapter(Adapter):
         if conn.in_transaction:
             conn.execute("ROLLBACK")
 
-    def is_broken(self, conn: sqlite3.Connection) -> bool:
-        return not _usable(conn)
-
     # -- values -------------------------------------------------------------
 
     def encode_timestamp(self, value: datetime) -> str:
@@ -195,44 +224,25 @@ class SQLiteAdapter(Adapter):
         # sqlite3 raises these two itself while binding a value it cannot store.
         return isinstance(exc, sqlite3.Error | OverflowError | UnicodeEncodeError)
 
-    def translate_error(self, exc: BaseException) -> StorageError:
-        if isinstance(exc, StorageError):
-            return exc
+    def diagnose(self, exc: BaseException) -> Diagnostic:
         if isinstance(exc, OverflowError | UnicodeEncodeError):
-            return ValidationError(f"value rejected by SQLite: {exc}")
+            return Diagnostic("HS_UNBINDABLE", str(exc))
         name = getattr(exc, "sqlite_errorname", "") or ""
         detail = self.scrub(str(exc))
-        where = f"SQLite database {self.path}"
-        if name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"):
-            return ConflictError(f"duplicate key: {detail}")
-        if name == "SQLITE_CONSTRAINT_FOREIGNKEY":
-            return ValidationError(
-                "foreign key violation: the row refers to a row that does not exist"
-            )
         if name.startswith("SQLITE_CONSTRAINT"):
-            return ValidationError(f"constraint violation: {detail}")
-        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-            return BackendUnavailableError(
-                f"{where} stayed locked past the busy timeout "
-                f"({self.options.busy_timeout:g}s): {detail}"
-            )
-        if name.startswith("SQLITE_READONLY") or "query_only" in detail:
-            return BackendUnavailableError(f"{where} is read-only: {detail}")
-        if name == "SQLITE_FULL":
-            return BackendUnavailableError(f"{where} cannot grow: the disk is full")
-        if name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN")):
-            return BackendUnavailableError(f"I/O error on {where}: {detail}")
-        if name in ("SQLITE_TOOBIG", "SQLITE_RANGE", "SQLITE_MISMATCH"):
-            return ValidationError(f"value rejected by SQLite: {detail}")
-        if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
-            return StorageError(f"{where} is corrupt or not a database: {detail}")
-        if "no such table" in detail:
-            return MigrationError(
-                f"{where} has no Handshake schema ({detail}); run `handshake-storage migrate`"
-            )
-        if isinstance(exc, sqlite3.ProgrammingError) and "closed" in detail:
-            return BackendUnavailableError("the database is closed")
-        return StorageError(f"error on {where}: {detail}")
+            columns = _FAILED_COLUMNS.search(detail)
+            check = _FAILED_CHECK.search(detail)
+            if columns:
+                pairs = [p.split(".", 1) for p in columns.group(1).split(", ")]
+                return Diagnostic(name, detail, pairs[0][0], ", ".join(c for _, c in pairs))
+            return Diagnostic(name, detail, constraint=check.group(1) if check else None)
+        if not name.startswith("SQLITE_READONLY") and "query_only" in detail:
+            name = "HS_QUERY_ONLY"
+        elif "no such table" in detail:
+            name = "HS_NO_SUCH_TABLE"
+        elif isinstance(exc, sqlite3.ProgrammingError) and "closed" in detail:
+            name = "HS_CLOSED"
+        return Diagnostic(name, detail)
 
     # -- introspection ------------------------------------------------------
 
@@ -307,10 +317,8 @@ class SQLiteAdapter(Adapter):
         conn = self._connect()
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.options.lock_timeout * 1000)}")
-            try:
+            with self.errors():
                 conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise self.translate_error(exc) from None
             try:
                 yield conn
             finally:
@@ -454,19 +462,3 @@ class SQLiteAdapter(Adapter):
             "file": str(self.path.absolute()),
             "sqlite_version": sqlite3.sqlite_version,
         }
-
-
-def _close(conn: sqlite3.Connection) -> None:
-    conn.close()
-
-
-def _usable(conn: sqlite3.Connection) -> bool:
-    try:
-        conn.in_transaction  # noqa: B018 - raises on a closed connection
-    except sqlite3.ProgrammingError:
-        return False
-    return True
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'

@@ -489,6 +489,17 @@ class StorageConformance:
         info = db.describe()
         assert info and all(isinstance(k, str) and isinstance(v, str) for k, v in info.items())
 
+    def test_migrations_and_indexes_through_the_facade(self, db: Database) -> None:
+        latest = db.migrations.latest
+        assert latest >= 1 and db.migrations.current_version() == latest
+        assert db.migrations.plan().steps == ()
+        assert [r.state for r in db.migrations.status()] == ["applied"] * latest
+        declared = db.indexes.declared()
+        assert declared and db.indexes.problems() == []
+        results = db.indexes.verify()
+        assert [r.name for r in results if not r.equal] == []
+        assert {r.name for r in results} == {o.name for o in declared}
+
     def test_schema_has_canonical_tables_with_traceability(self, db: Database) -> None:
         tables = db.schema().tables
         missing = [t for t in CANONICAL_TABLES if t not in tables]
@@ -1025,7 +1036,7 @@ class StorageConformance:
             db.create_document(HUMAN, NewDocument(w.workspace, "t", id=w.document))
         with pytest.raises(ConflictError):  # ids are unique across workspaces
             db.create_document(HUMAN, NewDocument(w.other_workspace, "t", id=w.other_document))
-        with pytest.raises(ValidationError):  # a dangling foreign key
+        with pytest.raises(NotFoundError, match=r"^workspace 'no-such-workspace' does not exist$"):
             db.create_document(HUMAN, NewDocument("no-such-workspace", "t", id="doc-x"))
         problems = _refusals(
             BAD_CONTENT_IDS,
@@ -1097,11 +1108,12 @@ class StorageConformance:
             db.delete_block(HUMAN, "nope")
         with pytest.raises(NotFoundError):
             db.update_block(HUMAN, "nope", BlockUpdate(kind="k"))
-        with pytest.raises(ConflictError):
+        taken = f"^block {w.blocks[0]!r} already exists$"
+        with pytest.raises(ConflictError, match=taken):
             db.create_block(HUMAN, NewBlock(w.document, "p", 1, "intruder", id=w.blocks[0]))
         with pytest.raises(ConflictError):  # ids are unique across documents
             db.create_block(HUMAN, NewBlock(w.document, "p", 1, "intruder", id=w.other_block))
-        with pytest.raises(ValidationError):
+        with pytest.raises(NotFoundError, match=r"^document 'no-such-document' does not exist$"):
             db.create_block(HUMAN, NewBlock("no-such-document", "p", 1, "intruder", id="b-x"))
         problems = _refusals(
             BAD_NEW_IDS,
@@ -1540,7 +1552,7 @@ class StorageConformance:
             db.delete_canvas(HUMAN, "nope")
         with pytest.raises(ConflictError):
             db.create_canvas(HUMAN, NewCanvas(w.workspace, "t", id=c))
-        with pytest.raises(ValidationError):
+        with pytest.raises(NotFoundError, match=r"^workspace 'no-such-workspace' does not exist$"):
             db.create_canvas(HUMAN, NewCanvas("no-such-workspace", "t", id="c-x"))
         cases: list[tuple[str, Any, Any, Any, type]] = [
             ("missing canvas", "nope", [node], [], NotFoundError),
@@ -1956,8 +1968,9 @@ class StorageConformance:
         run = db.create_workflow_run(job.id, JobState.RUNNING, now() - timedelta(hours=1))
         before = snapshot(db, job_ids=(job.id,), run_ids=(run.id,))
         stalled_before = db.find_stalled_workflows(60)
-        with pytest.raises(ValidationError):  # a dangling foreign key
-            db.create_workflow_run(uuid.uuid4(), JobState.RUNNING)
+        missing = uuid.uuid4()
+        with pytest.raises(NotFoundError, match=f"^AI job {missing} does not exist$"):
+            db.create_workflow_run(missing, JobState.RUNNING)
         with pytest.raises(NotFoundError):
             db.update_workflow_run_status(uuid.uuid4(), JobState.FAILED)
         with pytest.raises(NotFoundError):
@@ -2112,9 +2125,10 @@ class StorageConformance:
             db.create_workflow_node_execution(
                 NewNodeExecution(run.id, "n", "t", JobState.RUNNING, 1, now(), id=execution.id)
             )
-        with pytest.raises(ValidationError):  # a dangling foreign key
+        missing = uuid.uuid4()
+        with pytest.raises(NotFoundError, match=f"^workflow run {missing} does not exist$"):
             db.create_workflow_node_execution(
-                NewNodeExecution(uuid.uuid4(), "n", "t", JobState.RUNNING, 1, now())
+                NewNodeExecution(missing, "n", "t", JobState.RUNNING, 1, now())
             )
         with pytest.raises(NotFoundError):
             db.update_workflow_node_execution_status(uuid.uuid4(), JobState.FAILED)
