@@ -125,8 +125,12 @@ class Queries:
         "trace_id = COALESCE(?, trace_id), job_outputs = COALESCE(?, job_outputs), "
         f"updated_at = ? WHERE id = ? RETURNING {AI_JOB}"
     )
-    set_job_outputs: str = "UPDATE ai_jobs SET job_outputs = ?, updated_at = ? WHERE id = ?"
-    set_job_pinned: str = "UPDATE ai_jobs SET is_pinned = ?, updated_at = ? WHERE id = ?"
+    set_job_outputs: str = (
+        f"UPDATE ai_jobs SET job_outputs = ?, updated_at = ? WHERE id = ? RETURNING {AI_JOB}"
+    )
+    set_job_pinned: str = (
+        f"UPDATE ai_jobs SET is_pinned = ?, updated_at = ? WHERE id = ? RETURNING {AI_JOB}"
+    )
     terminal_jobs: str = (
         "SELECT id, is_pinned, created_at FROM ai_jobs "
         f"WHERE status IN ({TERMINAL_STATES}) ORDER BY created_at DESC, id{{C}} DESC"
@@ -143,7 +147,9 @@ class Queries:
         "UPDATE workflow_runs SET status = ?, error_message = ?, updated_at = ? "
         f"WHERE id = ? RETURNING {RUN}"
     )
-    heartbeat_run: str = "UPDATE workflow_runs SET last_heartbeat = ?, updated_at = ? WHERE id = ?"
+    heartbeat_run: str = (
+        f"UPDATE workflow_runs SET last_heartbeat = ?, updated_at = ? WHERE id = ? RETURNING {RUN}"
+    )
     stalled_runs: str = (
         f"SELECT {RUN} FROM workflow_runs WHERE status = 'running' AND last_heartbeat < ? "
         "ORDER BY created_at, id{C}"

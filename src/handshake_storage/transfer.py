@@ -103,6 +103,8 @@ def _copy(src: Adapter, dst: Adapter, batch: int, progress: Progress | None) -> 
         check_history({m.version: m for m in migrations}, migrations[-1].version, applied)
         version = applied[-1].version if applied else 0
         source_schema = src.introspect(s_session)
+        if version == migrations[-1].version:
+            _check_described(source_schema)
         derived = {o.name for o in registry(version, migrations) if o.kind == "derived"}
         tables = [
             VERSION_TABLE,
@@ -224,20 +226,23 @@ def _converter(
 
 
 def _column_order(table: Table) -> list[str]:
-    """The columns copied and digested, by name in sorted order (so a digest
-    does not depend on any backend's or description's column order). A
-    canonical table must have exactly the columns its description
-    (tables.py) names: a migration and its description cannot drift apart."""
-    description = tables.BY_NAME.get(table.name)
-    if description is None:  # bookkeeping tables
-        return sorted(c.name for c in table.columns)
-    live = {c.name for c in table.columns}
-    if live != set(description.names):
-        raise StorageError(
-            f"table {table.name} has columns {sorted(live)}, but this version of "
-            f"handshake_storage describes {sorted(description.names)}; nothing was copied"
-        )
-    return sorted(description.names)
+    """The columns copied and digested: by name, in sorted order, so a digest
+    depends on no backend's or description's column order."""
+    return sorted(c.name for c in table.columns)
+
+
+def _check_described(schema: SchemaSnapshot) -> None:
+    """At the latest version, every canonical table has exactly the columns its
+    description (tables.py) names: a migration and its description cannot
+    drift apart unnoticed. (An older database has the columns of its version.)"""
+    for description in tables.CANONICAL:
+        table = schema.tables.get(description.name)
+        live = {c.name for c in table.columns} if table else set()
+        if live != set(description.names):
+            raise StorageError(
+                f"table {description.name} has columns {sorted(live)}, but this version of "
+                f"handshake_storage describes {sorted(description.names)}; nothing was copied"
+            )
 
 
 def _digest(adapter: Adapter, session: Session, table: Table) -> TableDigest:

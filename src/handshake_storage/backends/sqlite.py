@@ -22,18 +22,8 @@ from ..declarations import PORTABLE_TYPES
 from ..errors import BackendUnavailableError, MigrationError, StorageError, ValidationError
 from ..schema import Column, ForeignKey, Index, SchemaSnapshot, Table
 from ..url import DatabaseURL
-from .base import (
-    SNAPSHOT,
-    Adapter,
-    Diagnostic,
-    ErrorRule,
-    Features,
-    Mode,
-    Options,
-    Rules,
-    Session,
-    fulltext_name,
-)
+from . import base
+from .base import SNAPSHOT, Adapter, Features, Mode, Options, Session, fulltext_name
 from .base import quote_identifier as _quote
 
 _DROP_TABLE = re.compile(r'^\s*DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?"?(\w+)"?', re.IGNORECASE)
@@ -64,17 +54,18 @@ class SQLiteSession(sqlite3.Connection):
         self.executemany = shared.executemany  # type: ignore[method-assign]
 
 
-_VALUE = ErrorRule(ValidationError, "value rejected by SQLite: {detail}")
-_LOCKED = ErrorRule(
+_VALUE = base.ErrorRule(ValidationError, "value rejected by SQLite: {detail}")
+_LOCKED = base.ErrorRule(
     BackendUnavailableError,
     "{where} stayed locked past the busy timeout ({options.busy_timeout:g}s): {detail}",
 )
-_READ_ONLY = ErrorRule(BackendUnavailableError, "{where} is read-only: {detail}")
-_IO = ErrorRule(BackendUnavailableError, "I/O error on {where}: {detail}")
+_READ_ONLY = base.ErrorRule(BackendUnavailableError, "{where} is read-only: {detail}")
+_CORRUPT = base.ErrorRule(StorageError, "{where} is corrupt or not a database: {detail}")
+_IO = base.ErrorRule(BackendUnavailableError, "I/O error on {where}: {detail}")
 
 #: SQLite extended result code name (or a pseudo code of diagnose()) -> rule.
-ERROR_RULES: dict[str, ErrorRule] = {
-    **Rules.constraints(
+ERROR_RULES: dict[str, base.ErrorRule] = {
+    **base.Rules.constraints(
         unique=("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"),
         foreign_key="SQLITE_CONSTRAINT_FOREIGNKEY",
         not_null="SQLITE_CONSTRAINT_NOTNULL",
@@ -85,17 +76,17 @@ ERROR_RULES: dict[str, ErrorRule] = {
     "SQLITE_LOCKED": _LOCKED,
     "SQLITE_READONLY": _READ_ONLY,
     "HS_QUERY_ONLY": _READ_ONLY,
-    "SQLITE_FULL": ErrorRule(BackendUnavailableError, "{where} cannot grow: the disk is full"),
+    "SQLITE_FULL": base.ErrorRule(BackendUnavailableError, "{where} cannot grow: the disk is full"),
     "SQLITE_IOERR": _IO,
     "SQLITE_CANTOPEN": _IO,
     "SQLITE_TOOBIG": _VALUE,
     "SQLITE_RANGE": _VALUE,
     "SQLITE_MISMATCH": _VALUE,
     "HS_UNBINDABLE": _VALUE,
-    "SQLITE_CORRUPT": ErrorRule(StorageError, "{where} is corrupt or not a database: {detail}"),
-    "SQLITE_NOTADB": ErrorRule(StorageError, "{where} is corrupt or not a database: {detail}"),
-    "HS_NO_SUCH_TABLE": Rules.NO_SCHEMA,
-    "HS_CLOSED": Rules.CLOSED,
+    "SQLITE_CORRUPT": _CORRUPT,
+    "SQLITE_NOTADB": _CORRUPT,
+    "HS_NO_SUCH_TABLE": base.Rules.NO_SCHEMA,
+    "HS_CLOSED": base.Rules.CLOSED,
 }
 
 #: "UNIQUE constraint failed: blocks.id, blocks.x" / "NOT NULL constraint failed: t.c"
@@ -224,9 +215,9 @@ class SQLiteAdapter(Adapter):
         # sqlite3 raises these two itself while binding a value it cannot store.
         return isinstance(exc, sqlite3.Error | OverflowError | UnicodeEncodeError)
 
-    def diagnose(self, exc: BaseException) -> Diagnostic:
+    def diagnose(self, exc: BaseException) -> base.Diagnostic:
         if isinstance(exc, OverflowError | UnicodeEncodeError):
-            return Diagnostic("HS_UNBINDABLE", str(exc))
+            return base.Diagnostic("HS_UNBINDABLE", str(exc))
         name = getattr(exc, "sqlite_errorname", "") or ""
         detail = self.scrub(str(exc))
         if name.startswith("SQLITE_CONSTRAINT"):
@@ -234,15 +225,15 @@ class SQLiteAdapter(Adapter):
             check = _FAILED_CHECK.search(detail)
             if columns:
                 pairs = [p.split(".", 1) for p in columns.group(1).split(", ")]
-                return Diagnostic(name, detail, pairs[0][0], ", ".join(c for _, c in pairs))
-            return Diagnostic(name, detail, constraint=check.group(1) if check else None)
+                return base.Diagnostic(name, detail, pairs[0][0], ", ".join(c for _, c in pairs))
+            return base.Diagnostic(name, detail, constraint=check.group(1) if check else None)
         if not name.startswith("SQLITE_READONLY") and "query_only" in detail:
             name = "HS_QUERY_ONLY"
         elif "no such table" in detail:
             name = "HS_NO_SUCH_TABLE"
         elif isinstance(exc, sqlite3.ProgrammingError) and "closed" in detail:
             name = "HS_CLOSED"
-        return Diagnostic(name, detail)
+        return base.Diagnostic(name, detail)
 
     # -- introspection ------------------------------------------------------
 

@@ -22,16 +22,19 @@ an overriding ``database_factory`` fixture::
         def database_url(self, tmp_path):
             return make_empty_database_url(tmp_path)
 
+The tests live in one module per area (``suite_lifecycle``, ``suite_guard``,
+``suite_documents``, ``suite_canvases``, ``suite_jobs``, ``suite_inputs``;
+shared pieces in ``support``); :class:`StorageConformance` combines them.
 Every test method is a plain pytest test; the suite needs ``pytest`` (the
 ``test`` extra) and never imports a database driver.
 """
 
-from .conformance import (
+from .conformance import AREAS, StorageConformance
+from .support import (
     HUMAN,
     SEED_TERMS,
     SYSTEM,
     RecordingGuard,
-    StorageConformance,
     World,
     ai_context,
     json_equal,
@@ -41,6 +44,7 @@ from .conformance import (
 )
 
 __all__ = [
+    "AREAS",
     "HUMAN",
     "SEED_TERMS",
     "SYSTEM",

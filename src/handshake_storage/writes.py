@@ -1,0 +1,94 @@
+"""The shape every write of the API has, written once: authorize, build the
+rows (validating them), run one transaction, record what it wrote.
+
+:meth:`Database._writing` opens a :class:`Write`; the write method runs its
+statements through it (``insert``, ``insert_many``, ``wrote``, ``deleted``,
+``cleared``), and when the statements are done, still inside the same
+transaction, the database's :class:`ChangeRecorder` receives the
+:class:`Write` — the explicit hook at the *record* point.
+
+The change ledger (local-first sync) plugs in here: a recorder whose
+``record(session, write)`` appends one change set to the ledger in the same
+transaction as the write, from ``write.meta`` (edit_event_id and actor
+fields; ``None`` for the writes that take no WriteContext: AI jobs and
+workflows), ``write.operation`` (the API method's name) and the rows:
+``written`` are stored rows in their table description's column order (turn
+them into images with ``table.image(row, decode_timestamp)``), ``deleted``
+keys, ``cleared`` (table, parent key) pairs whose children were all
+replaced. A recorder that is ``active`` makes single-statement writes run in
+an explicit transaction too, so the record always commits with the write.
+The default :data:`NO_RECORDER` records nothing and keeps autocommit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .backends.base import Adapter, Session
+from .guard import MutationMetadata
+from .tables import Table
+
+
+@dataclass(slots=True, eq=False)
+class Write:
+    """One API write in progress, inside its transaction."""
+
+    operation: str
+    #: the guard's metadata; ``None`` for the writes that take no WriteContext
+    meta: MutationMetadata | None = None
+    #: stored values of tables.STAMP (created_at, updated_at, trace columns);
+    #: ``()`` without a WriteContext
+    stamp: tuple[Any, ...] = ()
+    session: Session = field(init=False, repr=False)
+    adapter: Adapter = field(init=False, repr=False)
+    written: list[tuple[Table, Sequence[Any]]] = field(default_factory=list)
+    deleted: list[tuple[Table, Any]] = field(default_factory=list)
+    cleared: list[tuple[Table, Any]] = field(default_factory=list)
+
+    def insert(self, table: Table, sql: str, row: tuple[Any, ...]) -> None:
+        """Insert one stored row (``sql`` is the table's compiled INSERT)."""
+        self.session.execute(sql, row)
+        self.written.append((table, row))
+
+    def insert_many(self, table: Table, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Insert rows, with the backend's bulk load when there are many."""
+        if rows:
+            self.adapter.insert_rows(self.session, table.name, table.names, sql, rows)
+            self.written.extend((table, row) for row in rows)
+
+    def wrote(self, table: Table, row: Sequence[Any]) -> None:
+        """Note a row an UPDATE ... RETURNING gave back, as now stored."""
+        self.written.append((table, row))
+
+    def delete(self, table: Table, sql: str, key: Any) -> bool:
+        """Delete the row with ``key`` (and what cascades); whether it existed."""
+        if not self.session.execute(sql, (key,)).rowcount:
+            return False
+        self.deleted.append((table, key))
+        return True
+
+    def clear(self, table: Table, sql: str, parent_key: Any) -> None:
+        """Delete every row of ``table`` under ``parent_key`` (a replacement)."""
+        self.session.execute(sql, (parent_key,))
+        self.cleared.append((table, parent_key))
+
+
+class ChangeRecorder(Protocol):
+    """Receives every committed-to-be write, inside its transaction."""
+
+    #: whether single-statement writes must run in an explicit transaction
+    active: bool
+
+    def record(self, session: Session, write: Write) -> None: ...
+
+
+class _NoRecorder:
+    active = False
+
+    def record(self, session: Session, write: Write) -> None:
+        return None
+
+
+NO_RECORDER: ChangeRecorder = _NoRecorder()
