@@ -125,6 +125,8 @@ def _rebuild_steps(
         if progress:
             progress(f"rebuilding {obj.kind} {obj.name}")
         if obj.kind == "derived":
+            sources = _parents_first(adapter.introspect(session), obj.derived_from)
+            adapter.lock_for_rebuild(session, sources, obj.name)
             adapter.drop_fulltext(session, obj.name)
             session.execute(f"DROP TABLE IF EXISTS {obj.name}")
             session.execute(obj.create_sql)
@@ -137,6 +139,24 @@ def _rebuild_steps(
             if obj.table not in recreated:
                 session.execute(f"DROP INDEX IF EXISTS {obj.name}")
             session.execute(obj.create_sql)
+
+
+def _parents_first(snapshot: SchemaSnapshot, names: tuple[str, ...]) -> list[str]:
+    """``names`` with every table after the tables it references: the order
+    in which writers (and cascading deletes) lock them."""
+    ordered: list[str] = []
+
+    def visit(name: str, seen: frozenset[str]) -> None:
+        table = snapshot.tables.get(name)
+        for fk in table.foreign_keys if table else ():
+            if fk.ref_table in names and fk.ref_table not in seen and fk.ref_table != name:
+                visit(fk.ref_table, seen | {name})
+        if name not in ordered:
+            ordered.append(name)
+
+    for name in names:
+        visit(name, frozenset())
+    return ordered
 
 
 class Indexes:

@@ -482,6 +482,12 @@ class Adapter(ABC):
         (any of its atoms) and none of ``excluded``."""
 
     @abstractmethod
+    def lock_for_rebuild(self, session: Session, sources: Sequence[str], table: str) -> None:
+        """Before a rebuild drops and recomputes the derived ``table`` from
+        ``sources`` (parents first): lock so that concurrent writers wait
+        instead of deadlocking with it."""
+
+    @abstractmethod
     def fulltext_fingerprint(self, session: Session, table: str) -> object:
         """What ``indexes verify`` compares: the index definition and whether
         it agrees with the rows (None if the index is missing)."""

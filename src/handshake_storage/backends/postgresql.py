@@ -398,6 +398,19 @@ class PostgreSQLAdapter(Adapter):
             text += " & !(" + " | ".join(map(atom, excluded)) + ")"
         return text
 
+    def lock_for_rebuild(self, session: Session, sources: Sequence[str], table: str) -> None:
+        """Writers lock the canonical tables before the derived one (a block
+        write inserts into blocks, then into block_search). DROP TABLE of the
+        derived table needs ACCESS EXCLUSIVE on it and on the table its
+        foreign key references. Taking that directly deadlocks with a writer
+        or a reader halfway through; so first SHARE ROW EXCLUSIVE on the
+        sources (writers wait, readers go on and finish), then the derived
+        table itself, and the DROP's own lock on the sources last. The sources
+        come parent first (documents, then blocks): writers lock in that order."""
+        names = ", ".join(_quote(s) for s in sources)  # parents first, as writers lock
+        session.execute(f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE")
+        session.execute(f"LOCK TABLE {_quote(table)} IN ACCESS EXCLUSIVE MODE")
+
     def fulltext_fingerprint(self, session: Session, table: str) -> object:
         row = session.execute(
             "SELECT pg_get_indexdef(to_regclass(%s)), "

@@ -397,6 +397,10 @@ class SQLiteAdapter(Adapter):
             text = f"({text}) NOT ({' OR '.join(map(atom, excluded))})"
         return text
 
+    def lock_for_rebuild(self, session: Session, sources: Sequence[str], table: str) -> None:
+        """Nothing to add: the rebuild's BEGIN IMMEDIATE already holds the one
+        database write lock, and readers keep their WAL snapshot."""
+
     def fulltext_fingerprint(self, session: Session, table: str) -> object:
         name = fulltext_name(table)
         row = session.execute(
