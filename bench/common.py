@@ -19,7 +19,11 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from handshake_storage import search
+from handshake_storage.backends import Options, create_adapter
+from handshake_storage.database import _search_sql
 from handshake_storage.tables import BLOCKS
+from handshake_storage.url import parse_url
 
 #: Column lists for bulk inserts, from handshake_storage's table descriptions.
 BLOCK_COLS = BLOCKS.names
@@ -73,7 +77,7 @@ TABLES = (
     "ai_jobs",
     "workflow_runs",
     "workflow_node_executions",
-    "block_terms",
+    "block_search",
 )
 
 
@@ -173,3 +177,36 @@ def median(values: Sequence[float]) -> float:
         return float("nan")
     mid = n // 2
     return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+# -- search: the same derived rows and the same query for every implementation ---------
+
+#: Columns of search.index_rows() plus the workspace.
+SEARCH_COLS = search.COLUMNS
+#: A block's search rows by the project's own word code: every implementation
+#: maintains the same derived table (and the engine keeps its native index).
+index_rows = search.index_rows
+
+
+def search_statement(url: str, ws_id: str, query: str, limit: int) -> tuple[str, tuple[Any, ...]]:
+    """The project's search SQL for ``url``'s engine, in its driver's
+    parameter style, with its parameters: what an implementation against the
+    driver runs for the same results (blocks beyond one index row aside)."""
+    adapter = _adapters.get(url.split(":", 1)[0])
+    if adapter is None:
+        adapter = _adapters[url.split(":", 1)[0]] = create_adapter(parse_url(url), Options())
+    parsed = search.parse(query)
+    atoms = parsed.scored
+    match = adapter.fulltext_match("s", "block_search", "tokens")
+    sql = adapter.compile(_search_sql(len(atoms)).replace("{match}", match))
+    params = (
+        *(x for a in atoms for x in (a.pattern, len(a.pattern))),
+        ws_id,
+        adapter.fulltext_query(parsed.clauses, parsed.excluded),
+        limit,
+        0,
+    )
+    return sql, params
+
+
+_adapters: dict[str, Any] = {}

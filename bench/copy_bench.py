@@ -2,15 +2,15 @@
 
 The source is a generated SQLite database (workspaces, documents, blocks,
 canvases with nodes and edges, AI jobs, workflow runs and node executions;
-at least 300,000 canonical rows in full mode) plus its ``block_terms``
+at least 300,000 canonical rows in full mode) plus its ``block_search``
 projection.
 
 * handshake: ``handshake-storage copy --from SQLITE --to EMPTY_PG`` — one
   transaction that migrates the target, copies the canonical tables,
-  rebuilds ``block_terms`` and verifies every table's row count and digest.
+  rebuilds ``block_search`` and verifies every table's row count and digest.
 * pgloader (Debian package): into a target migrated beforehand by
   handshake_storage (not timed), ``data only``, every table but the
-  migration bookkeeping, including the ``block_terms`` rows (pgloader does
+  migration bookkeeping, including the ``block_search`` rows (pgloader does
   not know the projection is derived; copying it is what leaves its target
   complete). Its result is then checked (not timed) with the same digests.
 
@@ -33,7 +33,8 @@ from typing import Any
 from handshake_storage import open_database
 from handshake_storage.backends.base import SNAPSHOT, WRITE
 from handshake_storage.digest import TableDigest
-from handshake_storage.search import rows_for_workspace
+from handshake_storage.search import COLUMNS as SEARCH_COLS
+from handshake_storage.search import index_rows
 
 from .common import (
     ACTOR_ID,
@@ -135,12 +136,12 @@ def generate_source(path: Path, n_blocks: int) -> dict[str, int]:
                 ),
             )
             put(
-                "block_terms",
-                ("workspace_id", "term", "block_id", "occurrences"),
+                "block_search",
+                SEARCH_COLS,
                 (
-                    row
+                    (*row, f"ws-{(i % n_docs) % n_ws}")
                     for i, b in enumerate(blocks)
-                    for row in rows_for_workspace(f"ws-{(i % n_docs) % n_ws}", b[0], b[4])
+                    for row in index_rows(b[0], b[4])
                 ),
             )
             put(
@@ -407,7 +408,7 @@ def _verify(src: Path, target_url: str) -> tuple[bool, list[str]]:
     """Row counts and content digests of every table, as handshake copy checks them."""
     differences = []
     with open_database(f"sqlite:///{src}", read_only=True) as a, open_database(target_url) as b:
-        for table in (*CANONICAL, "block_terms"):
+        for table in (*CANONICAL, "block_search"):
             digests = []
             for db in (a, b):
                 adapter = db._adapter
@@ -443,7 +444,7 @@ def run(
         entry: dict[str, Any] = {
             "blocks": n,
             "canonical_rows": canonical,
-            "block_terms_rows": counts["block_terms"],
+            "search_rows": counts["block_search"],
             "source_mib": src.stat().st_size / 2**20,
             "tools": {},
         }
@@ -479,7 +480,7 @@ def print_table(res: dict[str, Any]) -> list[str]:
     for entry in res["sizes"]:
         for tool, r in entry["tools"].items():
             print(
-                f"{tool:12s}{entry['canonical_rows']:>10,d}{entry['block_terms_rows']:>10,d}"
+                f"{tool:12s}{entry['canonical_rows']:>10,d}{entry['search_rows']:>10,d}"
                 f"{r['seconds']:>10.1f}{r['rows_per_s']:>12,.0f}{r['peak_rss_mib']:>10.1f}  "
                 f"{r['verified']}" + (f" {r['differences']}" if r["differences"] else "")
             )

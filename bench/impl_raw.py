@@ -17,16 +17,17 @@ from typing import Any
 
 import psycopg
 
-from handshake_storage.search import query_terms, term_counts
-
 from .common import (
     ACTOR_ID,
     ACTOR_KIND,
     BLOCK_COLS,
     METRIC_FIELDS,
+    SEARCH_COLS,
     dumps,
+    index_rows,
     new_event_id,
     now,
+    search_statement,
     sqlite_ts,
 )
 from .env import sqlite_path
@@ -51,7 +52,7 @@ AI_JOB = (
 )
 NODE_COLS = ("ordinal", *NODE.split(", "))
 EDGE_COLS = ("ordinal", *EDGE.split(", "))
-TERM_COLS = ("workspace_id", "term", "block_id", "occurrences")
+
 _ZERO_METRICS = dumps(dict.fromkeys(METRIC_FIELDS, 0))
 
 
@@ -79,11 +80,12 @@ class _SQL:
         self.insert_canvas = fix(f"INSERT INTO canvases ({CANVAS}) VALUES ({_q(10)})")
         self.insert_block = fix(f"INSERT INTO blocks ({BLOCK}) VALUES ({_q(14)})")
         self.insert_terms_for_document = fix(
-            "INSERT INTO block_terms (workspace_id, term, block_id, occurrences) "
-            "SELECT workspace_id, ?, ?, ? FROM documents WHERE id = ?"
+            "INSERT INTO block_search (block_id, chunk, word_count, tokens, workspace_id) "
+            "SELECT ?, ?, ?, ?, workspace_id FROM documents WHERE id = ?"
         )
         self.insert_terms = fix(
-            f"INSERT INTO block_terms (workspace_id, term, block_id, occurrences) VALUES ({_q(4)})"
+            "INSERT INTO block_search (block_id, chunk, word_count, tokens, workspace_id) "
+            f"VALUES ({_q(5)})"
         )
         self.get_blocks = fix(
             f"SELECT {BLOCK} FROM blocks WHERE document_id = ? ORDER BY sequence, id{{C}}"
@@ -93,7 +95,7 @@ class _SQL:
             f"UPDATE blocks SET raw_content = ?, updated_at = ?, {TRACE_SET} "
             f"WHERE id = ? RETURNING {BLOCK}"
         )
-        self.delete_terms = fix("DELETE FROM block_terms WHERE block_id = ?")
+        self.delete_terms = fix("DELETE FROM block_search WHERE block_id = ?")
         self.touch_document = fix(
             f"UPDATE documents SET updated_at = ?, {TRACE_SET} WHERE id = ? RETURNING workspace_id"
         )
@@ -122,25 +124,6 @@ class _SQL:
             f"metrics = ?, updated_at = ? WHERE id = ? RETURNING {AI_JOB}"
         )
         self.job_outputs = fix("UPDATE ai_jobs SET job_outputs = ?, updated_at = ? WHERE id = ?")
-        self._search = (
-            "SELECT b.id, b.document_id, b.kind, b.sequence, b.raw_content, b.display_content, "
-            "b.derived_content, b.created_at, b.updated_at, b.last_actor_kind, b.last_actor_id, "
-            "b.last_job_id, b.last_workflow_id, b.edit_event_id FROM blocks b JOIN ("
-            " SELECT block_id, SUM(occurrences) AS hits FROM block_terms"
-            " WHERE workspace_id = ? AND term IN ({terms})"
-            " GROUP BY block_id HAVING COUNT(*) = ?"
-            ") m ON m.block_id = b.id "
-            "ORDER BY m.hits DESC, b.document_id{C}, b.sequence, b.id{C} LIMIT ?"
-        )
-        self._fix = fix
-        self._search_cache: dict[int, str] = {}
-
-    def search(self, n_terms: int) -> str:
-        sql = self._search_cache.get(n_terms)
-        if sql is None:
-            sql = self._fix(self._search.replace("{terms}", _q(n_terms)))
-            self._search_cache[n_terms] = sql
-        return sql
 
 
 def _block_row(doc_id: str, block: tuple[str, str, int, str], ts: Any, ev: str) -> tuple:
@@ -155,6 +138,10 @@ class RawImpl:
         self.backend = backend
         self.pg = backend == "postgresql"
         self.sql = _SQL(self.pg)
+        self.url = url
+        #: The block_search rows a write maintains (none for a floor that keeps
+        #: only a native index on blocks: bench/search_bench.py).
+        self.index_rows = index_rows
         if self.pg:
             self.conn: Any = psycopg.connect(url, autocommit=True)
             self.cur = self.conn.cursor()
@@ -215,7 +202,7 @@ class RawImpl:
         cur.execute("BEGIN")
         try:
             cur.execute(sql.insert_block, row)
-            terms = [(t, block_id, n, doc_id) for t, n in term_counts(raw).items()]
+            terms = [(*r, doc_id) for r in self.index_rows(block_id, raw)]
             if terms:
                 cur.executemany(sql.insert_terms_for_document, terms)
         except BaseException:
@@ -238,7 +225,7 @@ class RawImpl:
                 sql.update_block, (raw, self.enc(now()), *self._trace(), block_id)
             ).fetchone()
             cur.execute(sql.delete_terms, (block_id,))
-            terms = [(t, block_id, n, row[1]) for t, n in term_counts(raw).items()]
+            terms = [(*r, row[1]) for r in self.index_rows(block_id, raw)]
             if terms:
                 cur.executemany(sql.insert_terms_for_document, terms)
         except BaseException:
@@ -257,13 +244,15 @@ class RawImpl:
             ws_id = cur.execute(sql.touch_document, (ts, *trace, doc_id)).fetchone()[0]
             cur.execute(sql.delete_document_blocks, (doc_id,))
             rows = [_block_row(doc_id, b, ts, ev) for b in blocks]
-            terms = [(ws_id, t, b[0], n) for b in blocks for t, n in term_counts(b[3]).items()]
+            terms = [(*r, ws_id) for b in blocks for r in self.index_rows(b[0], b[3])]
             if self.pg:
                 self._copy("blocks", BLOCK_COLS, rows)
-                self._copy("block_terms", TERM_COLS, terms)
+                if terms:
+                    self._copy("block_search", SEARCH_COLS, terms)
             else:
                 cur.executemany(sql.insert_block, rows)
-                cur.executemany(sql.insert_terms, terms)
+                if terms:
+                    cur.executemany(sql.insert_terms, terms)
         except BaseException:
             cur.execute("ROLLBACK")
             raise
@@ -271,12 +260,7 @@ class RawImpl:
         return rows
 
     def search_blocks(self, ws_id: str, query: str, limit: int) -> Any:
-        terms = query_terms(query)
-        if not terms:
-            return []
-        return self.cur.execute(
-            self.sql.search(len(terms)), (ws_id, *terms, len(terms), limit)
-        ).fetchall()
+        return self.cur.execute(*search_statement(self.url, ws_id, query, limit)).fetchall()
 
     # -- canvases --------------------------------------------------------------------
 

@@ -13,12 +13,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, create_engine, delete, func, insert, select, update
-
-from handshake_storage.search import query_terms, term_counts
+from sqlalchemy import bindparam, create_engine, delete, insert, select, update
 
 from . import sa_schema as t
-from .common import ACTOR_ID, ACTOR_KIND, METRIC_FIELDS, new_event_id, now
+from .common import (
+    ACTOR_ID,
+    ACTOR_KIND,
+    METRIC_FIELDS,
+    index_rows,
+    new_event_id,
+    now,
+    search_statement,
+)
 
 _ZERO_METRICS = dict.fromkeys(METRIC_FIELDS, 0)
 
@@ -39,6 +45,7 @@ class CoreImpl:
     def __init__(self, backend: str, url: str) -> None:
         self.backend = backend
         self.pg = backend == "postgresql"
+        self.url = url
         self.engine = create_engine(t.sa_url(url))
         if self.pg:
             self.ac = self.engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -52,7 +59,7 @@ class CoreImpl:
         self._build()
 
     def _build(self) -> None:
-        b, bt, d, c = t.blocks, t.block_terms, t.documents, t.canvases
+        b, bt, d, c = t.blocks, t.block_search, t.documents, t.canvases
         n, e, j = t.canvas_nodes, t.canvas_edges, t.ai_jobs
 
         def code_point(col: Any) -> Any:
@@ -65,12 +72,13 @@ class CoreImpl:
         )
         self.s_get_block = select(b).where(b.c.id == bindparam("bid"))
         self.s_insert_terms_for_document = insert(bt).from_select(
-            ["workspace_id", "term", "block_id", "occurrences"],
+            ["workspace_id", "block_id", "chunk", "word_count", "tokens"],
             select(
                 d.c.workspace_id,
-                bindparam("term", type_=bt.c.term.type),
                 bindparam("block_id", type_=bt.c.block_id.type),
-                bindparam("occ", type_=bt.c.occurrences.type),
+                bindparam("chunk", type_=bt.c.chunk.type),
+                bindparam("word_count", type_=bt.c.word_count.type),
+                bindparam("tokens", type_=bt.c.tokens.type),
             ).where(d.c.id == bindparam("doc")),
         )
         self.s_update_block = (
@@ -141,24 +149,6 @@ class CoreImpl:
                 job_outputs=bindparam("outputs", type_=j.c.job_outputs.type),
                 updated_at=bindparam("ts"),
             )
-        )
-        m = (
-            select(bt.c.block_id, func.sum(bt.c.occurrences).label("hits"))
-            .where(
-                bt.c.workspace_id == bindparam("ws"),
-                bt.c.term.in_(bindparam("terms", expanding=True)),
-            )
-            .group_by(bt.c.block_id)
-            .having(func.count() == bindparam("nterms"))
-            .subquery("m")
-        )
-        self.s_search = (
-            select(b)
-            .join(m, m.c.block_id == b.c.id)
-            .order_by(
-                m.c.hits.desc(), code_point(b.c.document_id), b.c.sequence, code_point(b.c.id)
-            )
-            .limit(bindparam("lim"))
         )
 
     def close(self) -> None:
@@ -239,10 +229,7 @@ class CoreImpl:
 
     def create_block(self, doc_id: str, block_id: str, kind: str, seq: int, raw: str) -> Any:
         row = self._block_row(doc_id, block_id, kind, seq, raw, now(), _trace())
-        terms = [
-            {"term": term, "block_id": block_id, "occ": n, "doc": doc_id}
-            for term, n in term_counts(raw).items()
-        ]
+        terms = [_search_row(r, doc=doc_id) for r in index_rows(block_id, raw)]
         with self.engine.begin() as conn:
             conn.execute(insert(t.blocks), row)
             if terms:
@@ -263,10 +250,7 @@ class CoreImpl:
                 self.s_update_block, {"bid": block_id, "raw": raw, **self._trace_params()}
             ).one()
             conn.execute(self.s_delete_terms, {"bid": block_id})
-            terms = [
-                {"term": term, "block_id": block_id, "occ": n, "doc": row.document_id}
-                for term, n in term_counts(raw).items()
-            ]
+            terms = [_search_row(r, doc=row.document_id) for r in index_rows(block_id, raw)]
             if terms:
                 conn.execute(self.s_insert_terms_for_document, terms)
         return row
@@ -288,22 +272,18 @@ class CoreImpl:
             if rows:
                 conn.execute(insert(t.blocks), rows)
                 terms = [
-                    {"workspace_id": ws_id, "term": term, "block_id": i, "occurrences": n}
+                    _search_row(x, workspace_id=ws_id)
                     for i, _k, _s, r in blocks
-                    for term, n in term_counts(r).items()
+                    for x in index_rows(i, r)
                 ]
                 if terms:
-                    conn.execute(insert(t.block_terms), terms)
+                    conn.execute(insert(t.block_search), terms)
         return rows
 
     def search_blocks(self, ws_id: str, query: str, limit: int) -> Any:
-        terms = query_terms(query)
-        if not terms:
-            return []
+        # The engine's full-text match has no Core construct: the same SQL text.
         with self.ac.connect() as conn:
-            return conn.execute(
-                self.s_search, {"ws": ws_id, "terms": terms, "nterms": len(terms), "lim": limit}
-            ).all()
+            return conn.exec_driver_sql(*search_statement(self.url, ws_id, query, limit)).all()
 
     # -- canvases --------------------------------------------------------------------
 
@@ -426,3 +406,7 @@ class CoreImpl:
     def graph_ids(graph: Any) -> tuple[str, list[str], list[str]]:
         canvas, nodes, edges = graph
         return canvas.id, [n.id for n in nodes], [e.id for e in edges]
+
+
+def _search_row(row: tuple[Any, ...], **extra: Any) -> dict[str, Any]:
+    return {**dict(zip(("block_id", "chunk", "word_count", "tokens"), row, strict=True)), **extra}

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, create_engine, delete, func, select
+from sqlalchemy import bindparam, create_engine, delete, select
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
-from handshake_storage.search import query_terms, term_counts
-
 from . import sa_schema as t
-from .common import ACTOR_ID, ACTOR_KIND, METRIC_FIELDS, new_event_id, now
+from .common import (
+    ACTOR_ID,
+    ACTOR_KIND,
+    METRIC_FIELDS,
+    index_rows,
+    new_event_id,
+    now,
+    search_statement,
+)
 
 _ZERO_METRICS = dict.fromkeys(METRIC_FIELDS, 0)
 
@@ -36,8 +42,8 @@ class Block(Base):
     __table__ = t.blocks
 
 
-class BlockTerm(Base):
-    __table__ = t.block_terms
+class BlockSearch(Base):
+    __table__ = t.block_search
 
 
 class Canvas(Base):
@@ -83,6 +89,7 @@ class OrmImpl:
     def __init__(self, backend: str, url: str) -> None:
         self.backend = backend
         self.pg = backend == "postgresql"
+        self.url = url
         self.engine = create_engine(t.sa_url(url))
         if self.pg:
             ac = self.engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -103,24 +110,6 @@ class OrmImpl:
             select(Block)
             .where(Block.document_id == bindparam("doc"))
             .order_by(Block.sequence, code_point(Block.id))
-        )
-        m = (
-            select(BlockTerm.block_id, func.sum(BlockTerm.occurrences).label("hits"))
-            .where(
-                BlockTerm.workspace_id == bindparam("ws"),
-                BlockTerm.term.in_(bindparam("terms", expanding=True)),
-            )
-            .group_by(BlockTerm.block_id)
-            .having(func.count() == bindparam("nterms"))
-            .subquery("m")
-        )
-        self.s_search = (
-            select(Block)
-            .join(m, m.c.block_id == Block.id)
-            .order_by(
-                m.c.hits.desc(), code_point(Block.document_id), Block.sequence, code_point(Block.id)
-            )
-            .limit(bindparam("lim"))
         )
         self.s_nodes = (
             select(CanvasNode)
@@ -188,8 +177,10 @@ class OrmImpl:
             s.add(block)
             s.flush()  # the block before its terms
             s.add_all(
-                BlockTerm(workspace_id=ws_id, term=term, block_id=block_id, occurrences=n)
-                for term, n in term_counts(raw).items()
+                BlockSearch(
+                    block_id=x[0], chunk=x[1], word_count=x[2], tokens=x[3], workspace_id=ws_id
+                )
+                for x in index_rows(block_id, raw)
             )
         return block
 
@@ -209,10 +200,12 @@ class OrmImpl:
             block.raw_content = raw
             _stamp(block, now(), new_event_id())
             ws_id = s.scalar(select(Document.workspace_id).where(Document.id == block.document_id))
-            s.execute(delete(BlockTerm).where(BlockTerm.block_id == block_id))
+            s.execute(delete(BlockSearch).where(BlockSearch.block_id == block_id))
             s.add_all(
-                BlockTerm(workspace_id=ws_id, term=term, block_id=block_id, occurrences=n)
-                for term, n in term_counts(raw).items()
+                BlockSearch(
+                    block_id=x[0], chunk=x[1], word_count=x[2], tokens=x[3], workspace_id=ws_id
+                )
+                for x in index_rows(block_id, raw)
             )
         return block
 
@@ -244,20 +237,20 @@ class OrmImpl:
             s.add_all(new)
             s.flush()  # blocks before their terms
             s.add_all(
-                BlockTerm(workspace_id=doc.workspace_id, term=term, block_id=i, occurrences=n)
+                BlockSearch(
+                    block_id=x[0], chunk=x[1], word_count=x[2], tokens=x[3], workspace_id=ws
+                )
+                for ws in (doc.workspace_id,)
                 for i, _k, _s, r in blocks
-                for term, n in term_counts(r).items()
+                for x in index_rows(i, r)
             )
         return new
 
     def search_blocks(self, ws_id: str, query: str, limit: int) -> Any:
-        terms = query_terms(query)
-        if not terms:
-            return []
+        # The engine's full-text match has no ORM construct: the same SQL text.
         with self.ReadSession() as s:
-            return s.scalars(
-                self.s_search, {"ws": ws_id, "terms": terms, "nterms": len(terms), "lim": limit}
-            ).all()
+            sql, params = search_statement(self.url, ws_id, query, limit)
+            return s.connection().exec_driver_sql(sql, params).all()
 
     # -- canvases --------------------------------------------------------------------
 

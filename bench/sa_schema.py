@@ -22,6 +22,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Integer,
     MetaData,
     String,
     Table,
@@ -113,13 +114,14 @@ blocks = Table(
     *_trace(),
 )
 
-block_terms = Table(
-    "block_terms",
+block_search = Table(
+    "block_search",
     metadata,
-    Column("workspace_id", String, primary_key=True),
-    Column("term", String, primary_key=True),
     Column("block_id", String, ForeignKey("blocks.id"), primary_key=True),
-    Column("occurrences", BigInteger, nullable=False),
+    Column("chunk", Integer, primary_key=True),
+    Column("workspace_id", String, nullable=False),
+    Column("word_count", Integer, nullable=False),
+    Column("tokens", String, nullable=False),
 )
 
 canvases = Table(

@@ -2,7 +2,7 @@
 
 For each backend and size, a database migrated by handshake_storage is
 bulk-loaded with that many blocks (1,000 per document, with their
-``block_terms``; PostgreSQL then gets ``VACUUM ANALYZE`` and a CHECKPOINT,
+``block_search``; PostgreSQL then gets ``VACUUM ANALYZE`` and a CHECKPOINT,
 SQLite a WAL checkpoint). Then, for handshake_storage and the raw floor, on
 both databases at once, taking turns 50 operations at a time: get_block and
 update_block of random blocks, create_block into an existing document, and
@@ -20,7 +20,8 @@ from typing import Any
 
 from handshake_storage import StorageError, open_database
 from handshake_storage.backends.base import AUTOCOMMIT, WRITE
-from handshake_storage.search import rows_for_workspace
+from handshake_storage.search import COLUMNS as SEARCH_COLS
+from handshake_storage.search import index_rows
 
 from .common import ACTOR_ID, ACTOR_KIND, BLOCK_COLS, TRACE_COLS, TextGen, median, new_event_id, now
 from .env import Backend
@@ -98,12 +99,12 @@ def build(backend: Backend, n: int) -> str:
             a.bulk_insert(s, "blocks", BLOCK_COLS, _chain(point, _blocks(n, ts)))
             a.bulk_insert(
                 s,
-                "block_terms",
-                ("workspace_id", "term", "block_id", "occurrences"),
+                "block_search",
+                SEARCH_COLS,
                 (
-                    t
+                    (*t, "ws-scale")
                     for b in _chain(point, _blocks(n, ts))
-                    for t in rows_for_workspace("ws-scale", b[0], b[4])
+                    for t in index_rows(b[0], b[4])
                 ),
             )
         with a.transaction(AUTOCOMMIT) as s:

@@ -2,7 +2,7 @@
 
 Each repeat gives every (backend, implementation) a fresh database migrated
 by handshake_storage, runs the workloads below in order, then compares the
-content every implementation left (all tables, including the ``block_terms``
+content every implementation left (all tables, including the ``block_search``
 projection; see common.VOLATILE for the columns generated at call time) and
 the results of the reads. The search workload runs on one shared,
 read-only 100,000-block workspace per backend.
@@ -19,15 +19,16 @@ from typing import Any
 
 from handshake_storage import open_database
 from handshake_storage.backends.base import WRITE
-from handshake_storage.search import rows_for_workspace
 
 from .common import (
     ACTOR_ID,
     ACTOR_KIND,
     BLOCK_COLS,
+    SEARCH_COLS,
     TABLES,
     TextGen,
     content_digest,
+    index_rows,
     job_uuid,
     new_event_id,
     now,
@@ -316,8 +317,9 @@ def snapshot(backend: Backend, url: str) -> dict[str, tuple[int, str]]:
 # -- the shared search workspace --------------------------------------------------------
 
 
-def build_search_db(backend: Backend, n_blocks: int) -> str:
-    """A migrated database with one workspace of ``n_blocks`` blocks (100 docs)."""
+def build_search_db(backend: Backend, n_blocks: int, words: tuple[int, int] | None = None) -> str:
+    """A migrated database with one workspace of ``n_blocks`` blocks (100
+    docs), each of ``words`` (min, max) Zipf-distributed words."""
     url = backend.new_url()
     gen = TextGen(seed=3)
     per_doc = max(1, n_blocks // 100)
@@ -364,9 +366,9 @@ def build_search_db(backend: Backend, n_blocks: int) -> str:
                 ],
             )
             blocks = []
-            terms: list[tuple[str, str, str, int]] = []
+            terms: list[tuple[Any, ...]] = []
             for i in range(n_blocks):
-                raw = gen.text()
+                raw = gen.text(gen.rng.randint(*words) if words else None)
                 bid = f"sblk-{i:07d}"
                 blocks.append(
                     (
@@ -383,16 +385,14 @@ def build_search_db(backend: Backend, n_blocks: int) -> str:
                         new_event_id(),
                     )
                 )
-                terms.extend(rows_for_workspace(SEARCH_WS, bid, raw))
+                terms.extend((*r, SEARCH_WS) for r in index_rows(bid, raw))
             adapter.bulk_insert(
                 s,
                 "blocks",
                 BLOCK_COLS,
                 blocks,
             )
-            adapter.bulk_insert(
-                s, "block_terms", ("workspace_id", "term", "block_id", "occurrences"), terms
-            )
+            adapter.bulk_insert(s, "block_search", SEARCH_COLS, terms)
         if backend.name == "postgresql":
             with adapter.transaction() as s:
                 s.execute("ANALYZE")

@@ -27,7 +27,7 @@ import pytest
 from handshake_storage import Database, search
 from handshake_storage.backends.base import Adapter
 from handshake_storage.database import _search_sql
-from handshake_storage.queries import PORTABLE, placeholders
+from handshake_storage.queries import PORTABLE
 
 PK = "<primary key>"
 FULLTEXT = "<full-text index>"
@@ -96,22 +96,9 @@ CASES = [
     Case(
         "search_page",
         lambda adapter: _match(adapter, _search_sql(1)),
-        lambda ts: (" alpha ", 7, "w1", "QUERY", 50, 0),
+        lambda ts: (" alpha ", 7, "w1", "QUERY", 50, "w1", "QUERY"),
         {"block_search": FULLTEXT, "blocks": PK},
         aliases={"blocks": "b", "block_search": "s"},
-    ),
-    Case(
-        "search_long_candidates",
-        lambda adapter: _match(adapter, PORTABLE.search_long_candidates),
-        lambda ts: ("w1", "QUERY"),
-        {"block_search": FULLTEXT},
-        aliases={"block_search": "s"},
-    ),
-    Case(
-        "get_blocks_by_id",
-        lambda adapter: PORTABLE.get_blocks_by_id.replace("{ids}", placeholders(2)),
-        lambda ts: ("b1", "b2"),
-        {"blocks": PK},
     ),
     Case("get_workspace", _q("get_workspace"), lambda ts: ("w1",), {"workspaces": PK}),
     Case(

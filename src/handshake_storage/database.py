@@ -438,7 +438,8 @@ class Database:
     ) -> list[Block]:
         """The workspace's blocks that match ``query``, best first: see
         :meth:`search_hits` (same blocks, same order)."""
-        return [hit.block for hit in self.search_hits(workspace_id, query, limit, offset)]
+        hits = self._search(workspace_id, query, limit, offset, snippets=False)
+        return [hit.block for hit in hits]
 
     def search_hits(
         self, workspace_id: str, query: str, limit: int = 50, offset: int = 0
@@ -451,6 +452,11 @@ class Database:
         first), then block id, and paged by ``limit`` and ``offset``; each
         carries its score and a snippet. A malformed query is a
         ValidationError. See search.py for the words and the score."""
+        return self._search(workspace_id, query, limit, offset, snippets=True)
+
+    def _search(
+        self, workspace_id: str, query: str, limit: int, offset: int, *, snippets: bool
+    ) -> list[SearchHit]:
         workspace_id = check.identifier(workspace_id, "workspace id")
         parsed = search.parse(check.text(query, "query"))
         limit = check.integer(limit, "limit")
@@ -462,49 +468,34 @@ class Database:
         adapter = self._adapter
         match = adapter.fulltext_match("s", "block_search", "tokens")
         atoms = parsed.scored
-        with self._tx(SNAPSHOT) as s:
-            long_ids = [
-                r[0]
-                for r in s.execute(
-                    adapter.compile(PORTABLE.search_long_candidates.replace("{match}", match)),
-                    (workspace_id, adapter.fulltext_query([parsed.candidate_terms()], [])),
-                ).fetchall()
-            ]
-            scored = self._score_long_blocks(s, parsed, long_ids)
-            # With long blocks among the results, the page is cut after merging.
-            page = (offset + limit, 0) if scored else (limit, offset)
-            found = s.execute(
-                adapter.compile(_search_sql(len(atoms)).replace("{match}", match)),
-                (
-                    *(x for a in atoms for x in (a.pattern, len(a.pattern))),
-                    workspace_id,
-                    adapter.fulltext_query(parsed.clauses, parsed.excluded),
-                    *page,
-                ),
-            ).fetchall()
+        query_text = adapter.fulltext_query(parsed.clauses, parsed.excluded)
+        candidates = adapter.fulltext_query(parsed.long_candidates(), [])
+        found = self._fetch(
+            adapter.compile(_search_sql(len(atoms)).replace("{match}", match)),
+            (
+                *(x for a in atoms for x in (a.pattern, len(a.pattern))),
+                workspace_id,
+                query_text,
+                offset + limit,
+                workspace_id,
+                candidates,
+            ),
+        )
         ts = self._ts
-        hits = [(row[-1], Block._from_row(row[:-1], ts)) for row in found]
-        if scored:
-            hits = sorted(hits + scored, key=lambda h: (-h[0], h[1].id))[offset : offset + limit]
-        return [SearchHit(b, score, search.snippet(parsed, b.raw_content)) for score, b in hits]
-
-    def _score_long_blocks(
-        self, s: Any, parsed: search.Query, ids: list[str]
-    ) -> list[tuple[int, Block]]:
-        """Blocks too large for one index row, matched and scored from their
-        text (the engines only found them as candidates)."""
-        scored = []
-        for start in range(0, len(ids), _ID_BATCH):
-            batch = ids[start : start + _ID_BATCH]
-            sql = self._adapter.compile(
-                PORTABLE.get_blocks_by_id.replace("{ids}", placeholders(len(batch)))
-            )
-            for row in s.execute(sql, batch).fetchall():
-                block = Block._from_row(row, self._ts)
+        hits = []
+        for row in found:
+            block = Block._from_row(row[:-1], ts)
+            score = row[-1]
+            if score is None:  # a long block: matched and scored from its text
                 score = search.evaluate(parsed, block.raw_content)
-                if score is not None:
-                    scored.append((score, block))
-        return scored
+                if score is None:
+                    continue
+            hits.append((score, block))
+        hits.sort(key=lambda h: (-h[0], h[1].id))
+        page = hits[offset : offset + limit]
+        if not snippets:
+            return [SearchHit(b, score, "") for score, b in page]
+        return [SearchHit(b, score, search.snippet(parsed, b.raw_content)) for score, b in page]
 
     # -- canvases -----------------------------------------------------------------
 

@@ -166,25 +166,24 @@ class Queries:
         "ORDER BY created_at, id{C}"
     )
 
-    # search (search.py). {match} is the engine's full-text predicate on the
-    # rows s (the adapter's, one parameter); {counts} one occurrence count
-    # per scored atom, ``(length(s.tokens) - length(replace(s.tokens, ?, '')))
-    # / <length of the pattern>``; {score} the sum of search.term_score over
-    # them, in integer arithmetic.
+    # search (search.py), one statement: the best single-row blocks, ranked by
+    # the engine, and every long block (several rows of distinct words) that
+    # contains a query word, score NULL, which search.py matches and scores.
+    # {match} is the engine's full-text predicate on the rows s (the
+    # adapter's, one parameter); {counts} one occurrence count per scored
+    # atom, ``(length(s.tokens) - length(replace(s.tokens, ?, ''))) / ?``;
+    # {score} the sum of search.term_score over them, in integer arithmetic.
     search_page: str = (
         f"SELECT {BLOCKS.qualified('b')}, p.score FROM ("
         " SELECT m.block_id, {score} AS score FROM ("
         "  SELECT s.block_id, s.word_count AS n{counts} FROM block_search s"
         "  WHERE s.workspace_id = ? AND s.chunk = 0 AND {match}"
-        " ) m ORDER BY score DESC, m.block_id{C} LIMIT ? OFFSET ?"
-        ") p JOIN blocks b ON b.id = p.block_id ORDER BY p.score DESC, p.block_id{C}"
+        " ) m ORDER BY score DESC, m.block_id{C} LIMIT ?"
+        ") p JOIN blocks b ON b.id = p.block_id"
+        f" UNION ALL SELECT {BLOCKS.qualified('b')}, NULL FROM blocks b WHERE b.id IN ("
+        " SELECT s.block_id FROM block_search s"
+        " WHERE s.workspace_id = ? AND s.chunk > 0 AND {match})"
     )
-    # Long blocks (several rows of distinct words) that contain a query word.
-    search_long_candidates: str = (
-        "SELECT DISTINCT s.block_id FROM block_search s "
-        "WHERE s.workspace_id = ? AND s.chunk > 0 AND {match}"
-    )
-    get_blocks_by_id: str = f"SELECT {BLOCK} FROM blocks WHERE id IN ({{ids}})"
 
     def compiled_for(self, compiler: Compiler) -> Queries:
         """This set of queries in ``compiler``'s dialect."""

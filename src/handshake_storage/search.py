@@ -209,13 +209,14 @@ class Query:
         """The distinct positive atoms, in query order: the terms of the score."""
         return tuple(dict.fromkeys(a for clause in self.clauses for a in clause))
 
-    def candidate_terms(self) -> tuple[Atom, ...]:
-        """Single-word atoms any matching block contains at least one of."""
+    def long_candidates(self) -> tuple[tuple[Atom, ...], ...]:
+        """Clauses that find the rows of long blocks containing a query word:
+        the long-block marker, and any single word of the positive atoms."""
         found: dict[Atom, None] = {}
         for atom in self.scored:
             for i, t in enumerate(atom.terms):
                 found[Atom((t,), atom.prefix and i == len(atom.terms) - 1)] = None
-        return tuple(found)
+        return ((Atom((LONG_MARKER,)),), tuple(found))
 
 
 def parse(query: str) -> Query:
