@@ -620,6 +620,15 @@ def test_index_without_marker_even_in_a_down_file() -> None:
         ("-- @rebuildable derived from=a builder=b owner=c\nCREATE TABLE d (a TEXT);", ["HS203"]),
         ("-- @rebuildable derived from=a, builder=b\nCREATE TABLE d (a TEXT);", ["HS203"]),
         ("-- @rebuildable derived from=a from=b builder=c\nCREATE TABLE d (a TEXT);", ["HS203"]),
+        (
+            "-- @rebuildable derived from=a builder=b fulltext=x\nCREATE TABLE d (a TEXT);",
+            ["HS203"],
+        ),
+        (
+            "-- @rebuildable derived from=a builder=b fulltext=n\nCREATE TABLE d (n BIGINT);",
+            ["HS203"],
+        ),
+        ("-- @rebuildable derived from=a builder=b fulltext=\nCREATE TABLE d (a TEXT);", ["HS203"]),
         ("-- @rebuildable index\n-- @rebuildable index\nCREATE INDEX i ON t (a);", ["HS203"]),
         ("-- @rebuildable view\nCREATE VIEW v AS SELECT 1;", ["HS204"]),
         ("-- @rebuilable index\nCREATE INDEX i ON t (a);", ["HS201", "HS204"]),
@@ -629,6 +638,14 @@ def test_index_without_marker_even_in_a_down_file() -> None:
 )
 def test_marker_problems(sql: str, expected: list[str]) -> None:
     assert check(sql) == expected
+
+
+def test_fulltext_declaration_on_a_derived_table_is_accepted() -> None:
+    sql = (
+        "-- @rebuildable derived from=blocks builder=block_search fulltext=tokens\n"
+        "CREATE TABLE block_search (block_id TEXT NOT NULL, tokens TEXT NOT NULL);\n"
+    )
+    assert check(sql) == []
 
 
 def test_derived_marker_accepted() -> None:
