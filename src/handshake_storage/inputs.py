@@ -134,7 +134,7 @@ BLOCK_DOCUMENT = BLOCKS.at["document_id"]
 #: Blocks by sequence, then id (the order get_blocks returns), on stored rows.
 block_row_order = itemgetter(BLOCKS.at["sequence"], BLOCKS.at["id"])
 _NODE_ID, _EDGE_ID = CANVAS_NODES.at["id"], CANVAS_EDGES.at["id"]
-_EDGE_ENDS = itemgetter(CANVAS_EDGES.at["from_node_id"], CANVAS_EDGES.at["to_node_id"])
+_FROM, _TO = CANVAS_EDGES.at["from_node_id"], CANVAS_EDGES.at["to_node_id"]
 
 
 def block_values(block: Any) -> BlockValues:
@@ -191,7 +191,7 @@ def check_graph(node_rows: list[tuple[Any, ...]], edge_rows: list[tuple[Any, ...
     node_ids = _unique_ids(node_rows, _NODE_ID, "node")
     _unique_ids(edge_rows, _EDGE_ID, "edge")
     for e in edge_rows:
-        for end in _EDGE_ENDS(e):
+        for end in (e[_FROM], e[_TO]):
             if end not in node_ids:
                 raise ValidationError(
                     f"edge {e[_EDGE_ID]!r} refers to node {end!r}, not in the graph"

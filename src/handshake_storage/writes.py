@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Protocol
 
 from .backends.base import Adapter, Session
@@ -56,7 +57,7 @@ class Write:
         """Insert rows, with the backend's bulk load when there are many."""
         if rows:
             self.adapter.insert_rows(self.session, table.name, table.names, sql, rows)
-            self.written.extend((table, row) for row in rows)
+            self.written.extend(zip(repeat(table), rows))  # no Python frame per row
 
     def wrote(self, table: Table, row: Sequence[Any]) -> None:
         """Note a row an UPDATE ... RETURNING gave back, as now stored."""
