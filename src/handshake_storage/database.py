@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any, TypeVar
@@ -29,7 +28,7 @@ from uuid import UUID
 from . import encoding, search
 from . import validation as check
 from .backends import Options, create_adapter
-from .backends.base import AUTOCOMMIT, SNAPSHOT, WRITE, Adapter, Mode
+from .backends.base import AUTOCOMMIT, SNAPSHOT, WRITE, Adapter, Mode, Session
 from .errors import BackendUnavailableError, NotFoundError, ValidationError
 from .guard import DefaultStorageGuard, MutationMetadata, StorageGuard, WriteContext, authorize
 from .inputs import (
@@ -101,6 +100,7 @@ from .url import default_url, parse_url
 from .writes import NO_RECORDER, ChangeRecorder, Write
 
 R = TypeVar("R", bound=Record)
+T = TypeVar("T")
 
 #: Ids per statement when deleting or measuring many rows at once.
 _ID_BATCH = 500
@@ -175,8 +175,7 @@ class Database:
 
     def ping(self) -> None:
         """Round-trip to the database; raises BackendUnavailableError if unreachable."""
-        with self._tx(AUTOCOMMIT) as s:
-            s.execute(self._q.ping).fetchone()
+        self._fetch(self._q.ping, (), True)
 
     def describe(self) -> dict[str, str]:
         """Backend facts (version, file or server) for diagnostics; no secrets."""
@@ -191,8 +190,7 @@ class Database:
 
     def schema(self) -> SchemaSnapshot:
         """The live schema as a backend-neutral snapshot (tables, keys, indexes)."""
-        with self._tx(SNAPSHOT) as s:
-            return self._adapter.introspect(s)
+        return self._adapter.run(SNAPSHOT, self._adapter.introspect)
 
     # -- migrations -------------------------------------------------------------
 
@@ -233,19 +231,25 @@ class Database:
         meta = authorize(self._guard, ctx, resource_id)
         return Write(operation, meta, self._stamp(meta))
 
-    @contextmanager
-    def _transaction(self, write: Write, mode: Mode = WRITE) -> Iterator[Write]:
-        """The write's one transaction; at its end, still inside it, the
-        recorder (``writes.ChangeRecorder``, the change ledger's hook) gets
-        what the write did. ``AUTOCOMMIT`` is for single-statement writes,
-        unless the recorder needs a transaction to commit with. A write that
-        changed no row (a dry run) is not recorded."""
-        recorder = self._recorder
-        with self._tx(WRITE if mode is AUTOCOMMIT and recorder.active else mode) as s:
-            write.session, write.adapter = s, self._adapter
-            yield write
+    def _transaction(self, write: Write, work: Callable[[Write], T], mode: Mode = WRITE) -> T:
+        """``work(write)`` in the write's one transaction, through the retry
+        rule (``Adapter.run``: a conflict or a dropped connection runs it again
+        from the start, so the write's lists start empty each time); at its
+        end, still inside it, the recorder (``writes.ChangeRecorder``, the
+        change ledger's hook) gets what the write did. ``AUTOCOMMIT`` is for
+        single-statement writes, unless the recorder needs a transaction to
+        commit with. A write that changed no row (a dry run) is not recorded."""
+        recorder, adapter = self._recorder, self._adapter
+
+        def attempt(s: Session) -> T:
+            write.session, write.adapter = s, adapter
+            write.written, write.deleted, write.cleared = [], [], []
+            result = work(write)
             if write.written or write.deleted or write.cleared:
                 recorder.record(s, write)
+            return result
+
+        return adapter.run(WRITE if mode is AUTOCOMMIT and recorder.active else mode, attempt)
 
     def _stamp(self, meta: MutationMetadata) -> tuple[Any, ...]:
         """The stored values of the columns ``tables.STAMP`` names, in that
@@ -267,25 +271,57 @@ class Database:
 
     def _insert(self, write: Write, table: Table, row: tuple[Any, ...], record: type[R]) -> R:
         """Insert one row in its own transaction; the record over it, as stored."""
-        with inserting(table, row), self._transaction(write, AUTOCOMMIT) as w:
+        w = write
+
+        def work(w: Write) -> Any:
             w.insert(table, self._inserts[table.name], row)
+
+        with inserting(table, row):
+            self._transaction(w, work, AUTOCOMMIT)
         return record._from_row(row, self._ts)
 
     def _update(
         self, write: Write, table: Table, sql: str, params: tuple[Any, ...], key: Any
     ) -> Any:
         """Run one UPDATE ... RETURNING; the row as now stored, or NotFoundError."""
-        with self._transaction(write, AUTOCOMMIT) as w:
+        w = write
+
+        def work(w: Write) -> Any:
             row = w.session.execute(sql, params).fetchone()
             if row is None:
                 raise NotFoundError(f"{table.what} {key} does not exist")
             w.wrote(table, row)
+            return row
+
+        row = self._transaction(w, work, AUTOCOMMIT)
         return row
 
-    def _delete(self, ctx: WriteContext, operation: str, table: Table, sql: str, key: str) -> None:
-        with self._transaction(self._write(operation, ctx, key), AUTOCOMMIT) as w:
-            if not w.delete(table, sql, key):
-                raise NotFoundError(f"{table.what} {key!r} does not exist")
+    def _delete(
+        self,
+        ctx: WriteContext,
+        operation: str,
+        table: Table,
+        sql: str,
+        key: str,
+        relock: str | None = None,
+    ) -> None:
+        """Delete one row by key. ``relock`` locks the row's parent: a miss is
+        then checked again under that lock, for rows a concurrent replacement
+        of the parent deletes and re-inserts (blocks)."""
+        w = self._write(operation, ctx, key)
+
+        def work(w: Write) -> bool:
+            return w.delete(table, sql, key)
+
+        def again(w: Write) -> bool:
+            return w.session.execute(relock, (key,)).fetchone() is not None and w.delete(
+                table, sql, key
+            )
+
+        if not self._transaction(w, work, AUTOCOMMIT) and (
+            relock is None or not self._transaction(w, again)
+        ):
+            raise NotFoundError(f"{table.what} {key!r} does not exist")
 
     # -- the shapes of a read -------------------------------------------------------
 
@@ -365,9 +401,13 @@ class Database:
         w = self._write("create_block", ctx, values.id)
         row = block_row(*values, *w.stamp)
         indexed = search.index_rows(values.id, values.raw_content)
-        with inserting(BLOCKS, row), self._transaction(w) as w:
+
+        def work(w: Write) -> Any:
             w.insert(BLOCKS, self._q.insert_block, row)
             self._index_block(w, values.document_id, indexed)
+
+        with inserting(BLOCKS, row):
+            self._transaction(w, work)
         return Block._from_row(row, self._ts)
 
     def _index_block(self, w: Write, document_id: str, indexed: list[Any]) -> None:
@@ -391,20 +431,33 @@ class Database:
         raw = changes[2]
         indexed = search.index_rows(id, raw) if raw is not None else []
         w = self._write("update_block", ctx, id)
-        with self._transaction(w) as w:
-            r = w.session.execute(self._q.update_block, (*changes, *w.stamp[1:], id)).fetchone()
+
+        def work(w: Write) -> Any:
+            params = (*changes, *w.stamp[1:], id)
+            r = w.session.execute(self._q.update_block, params).fetchone()
             if r is None:
-                raise NotFoundError(f"block {id!r} does not exist")
+                # Missed, or deleted and re-inserted by a replace_blocks that
+                # committed after this statement's snapshot: lock the block's
+                # document (replace_blocks locks it first) and look again.
+                if w.session.execute(self._q.lock_block_document, (id,)).fetchone() is not None:
+                    r = w.session.execute(self._q.update_block, params).fetchone()
+                if r is None:
+                    raise NotFoundError(f"block {id!r} does not exist")
             w.wrote(BLOCKS, r)
             if raw is not None:
                 w.session.execute(self._q.delete_search_rows, (id,))
                 self._index_block(w, r[BLOCK_DOCUMENT], indexed)
+            return r
+
+        r = self._transaction(w, work)
         return Block._from_row(r, self._ts)
 
     def delete_block(self, ctx: WriteContext, id: str) -> None:
         """Delete a block (its search terms go with it)."""
         key = check.identifier(id, "block id")
-        self._delete(ctx, "delete_block", BLOCKS, self._q.delete_block, key)
+        self._delete(
+            ctx, "delete_block", BLOCKS, self._q.delete_block, key, self._q.lock_block_document
+        )
 
     def replace_blocks(
         self, ctx: WriteContext, document_id: str, blocks: Sequence[NewBlock]
@@ -418,7 +471,8 @@ class Database:
         stamp, q = w.stamp, self._q
         rows = [block_row(*v, *stamp) for v in values]
         indexed = [x for v in values for x in search.index_rows(v.id, v.raw_content)]
-        with self._transaction(w) as w:
+
+        def work(w: Write) -> Any:
             r = w.session.execute(q.touch_document, (*stamp[1:], document_id)).fetchone()
             if r is None:
                 raise NotFoundError(f"document {document_id!r} does not exist")
@@ -429,6 +483,8 @@ class Database:
                 self._adapter.insert_rows(
                     w.session, "block_search", search.COLUMNS, q.insert_search_row, found
                 )
+
+        self._transaction(w, work)
         # The results are records over the rows as stored (decoded when read),
         # like those get_blocks returns: no eager JSON parse per block.
         return Block._from_rows(sorted(rows, key=block_row_order), self._ts)
@@ -516,13 +572,15 @@ class Database:
         """The canvas with its nodes and edges in stored order, read as one snapshot."""
         canvas_id = check.identifier(canvas_id, "canvas id")
         q = self._q
-        with self._tx(SNAPSHOT) as s:
+
+        def read(s: Session) -> CanvasGraph:
             r = s.execute(q.get_canvas, (canvas_id,)).fetchone()
             if r is None:
                 raise NotFoundError(f"canvas {canvas_id!r} does not exist")
             node_rows = s.execute(q.get_nodes, (canvas_id,)).fetchall()
-            edge_rows = s.execute(q.get_edges, (canvas_id,)).fetchall()
-        return self._graph(r, node_rows, edge_rows)
+            return self._graph(r, node_rows, s.execute(q.get_edges, (canvas_id,)).fetchall())
+
+        return self._adapter.run(SNAPSHOT, read)
 
     def _graph(self, canvas: Any, nodes: list[Any], edges: list[Any]) -> CanvasGraph:
         ts = self._ts
@@ -548,7 +606,8 @@ class Database:
         node_rows = [node_row(n, canvas_id, i, stamp) for i, n in enumerate(nodes)]
         edge_rows = [edge_row(e, canvas_id, i, stamp) for i, e in enumerate(edges)]
         check_graph(node_rows, edge_rows)
-        with self._transaction(w) as w:
+
+        def work(w: Write) -> Any:
             r = w.session.execute(q.touch_canvas, (*stamp[1:], canvas_id)).fetchone()
             if r is None:
                 raise NotFoundError(f"canvas {canvas_id!r} does not exist")
@@ -557,6 +616,9 @@ class Database:
             w.clear(CANVAS_NODES, q.delete_nodes, canvas_id)
             w.insert_many(CANVAS_NODES, q.insert_node, node_rows)
             w.insert_many(CANVAS_EDGES, q.insert_edge, edge_rows)
+            return r
+
+        r = self._transaction(w, work)
         # Records over the rows as stored, decoded when read, like those
         # get_canvas_with_graph returns (the ordinal is a column, not a field).
         return self._graph(r, node_rows, edge_rows)
@@ -706,9 +768,15 @@ class Database:
         dry_run = check.boolean(dry_run, "dry_run")
         adapter = self._adapter
         w = Write("prune_ai_jobs")
-        with self._transaction(w, SNAPSHOT if dry_run else WRITE) as w:
+        scan = PORTABLE.terminal_jobs if dry_run else PORTABLE.terminal_jobs_for_update
+
+        def work(w: Write) -> Any:
             s = w.session
-            terminal = adapter.stream(s, PORTABLE.terminal_jobs)
+            # A real run locks every terminal job it reads before it decides:
+            # a job pinned or set running meanwhile is seen so once its writer
+            # commits, or its writer waits and then finds it gone. The DELETE
+            # re-checks both conditions.
+            terminal = adapter.stream(s, scan)
             doomed, scanned, spared_pinned, spared_window = _prunable(
                 terminal, cutoff, keep, self._ts
             )
@@ -722,6 +790,11 @@ class Database:
                 if not dry_run:
                     s.execute(adapter.compile(PORTABLE.delete_ai_jobs.replace("{ids}", ids)), chunk)
                     w.deleted.extend((AI_JOBS, key) for key in chunk)
+            return doomed, scanned, spared_pinned, spared_window, freed
+
+        doomed, scanned, spared_pinned, spared_window, freed = self._transaction(
+            w, work, SNAPSHOT if dry_run else WRITE
+        )
         return PruneReport(
             timestamp=datetime.now(UTC),
             items_scanned=scanned,

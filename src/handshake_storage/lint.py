@@ -634,9 +634,7 @@ _CONSTRAINT_WORDS = frozenset(
     }
 )
 
-_TRANSACTION_WORDS = frozenset(
-    {"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE", "START", "ABORT", "VACUUM"}
-)
+_TRANSACTION_WORDS = sqlscript.TRANSACTION_WORDS
 _PG_OBJECTS = frozenset(
     {
         "EXTENSION",

@@ -225,6 +225,8 @@ class Migrator:
         with adapter.errors(), adapter.migration_lock() as session:
             self._bootstrap(session)
             plan = self._plan(self.applied_in(session), target, down=down)
+            for step in plan.steps:  # all of them before the first runs
+                refuse_transaction_control(step)
             for step in plan.steps:
                 self._apply(session, step, progress)
             return plan
@@ -350,6 +352,24 @@ def plan_migrations(
             )
         steps = tuple(PlanStep("up", m) for m in migrations if current < m.version <= target)
     return Plan(current, target, steps)
+
+
+def refuse_transaction_control(step: PlanStep) -> None:
+    """MigrationError if the step's file opens, ends or splits a transaction.
+
+    Each migration runs in one transaction of the runner's; a ``COMMIT``
+    inside it would commit half the migration and leave the history behind
+    (and SQLite's own error would hide the real one). Checked on the text,
+    before anything runs, so both backends refuse it with the same message.
+    """
+    suffix = ".down.sql" if step.direction == "down" else ".sql"
+    for statement in sqlscript.split(step.sql):
+        if statement.head in sqlscript.TRANSACTION_WORDS:
+            raise MigrationError(
+                f"{step.migration.name}{suffix} line {statement.line}: {statement.head} "
+                "inside a migration; the runner runs each migration in one transaction "
+                "of its own, remove it (nothing was applied)"
+            )
 
 
 def _check_target(target: int | None, latest: int, *, down: bool) -> int:

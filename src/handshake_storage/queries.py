@@ -11,6 +11,7 @@ a database is opened (:meth:`Queries.compiled_for`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Protocol
 
@@ -40,6 +41,32 @@ RUN = WORKFLOW_RUNS.select_list
 NODE_EXEC = WORKFLOW_NODE_EXECUTIONS.select_list
 
 TERMINAL_STATES = "'completed', 'completed_with_issues', 'failed', 'cancelled', 'poisoned'"
+
+
+#: The library's one lock order: parents before children, one family after
+#: the other. Every operation that locks several tables or rows takes them in
+#: this order (docs/DESIGN.md, "Concurrency model"), so the library's own
+#: operations cannot wait for each other in a cycle. Tables not listed (the
+#: bookkeeping ones, later additions) come after, by name.
+LOCK_ORDER = (
+    "workspaces",
+    "documents",
+    "blocks",
+    "block_search",
+    "block_terms",
+    "canvases",
+    "canvas_nodes",
+    "canvas_edges",
+    "ai_jobs",
+    "workflow_runs",
+    "workflow_node_executions",
+)
+
+
+def lock_order(tables: Iterable[str]) -> list[str]:
+    """``tables`` sorted into :data:`LOCK_ORDER`."""
+    rank = {name: i for i, name in enumerate(LOCK_ORDER)}
+    return sorted(set(tables), key=lambda t: (rank.get(t, len(rank)), t))
 
 
 def placeholders(n: int) -> str:
@@ -85,6 +112,12 @@ class Queries:
         f"updated_at = ?, {TRACE_SET} WHERE id = ? RETURNING {BLOCK}"
     )
     delete_block: str = "DELETE FROM blocks WHERE id = ?"
+    # Locks the block's document, as replace_blocks does first: after it, the
+    # block's row is what every later statement of the transaction sees.
+    lock_block_document: str = (
+        "SELECT id FROM documents WHERE id = (SELECT document_id FROM blocks WHERE id = ?)"
+        "{for_update}"
+    )
     delete_document_blocks: str = "DELETE FROM blocks WHERE document_id = ?"
 
     # the search rows (derived; see search.py)
@@ -139,7 +172,15 @@ class Queries:
         "SELECT id, status_reason, error_message, entity_refs, planned_operations, metrics, "
         "job_inputs, job_outputs FROM ai_jobs WHERE id IN ({ids})"
     )
-    delete_ai_jobs: str = "DELETE FROM ai_jobs WHERE id IN ({ids})"
+    # prune_ai_jobs locks what it decides on, and re-checks it when deleting
+    terminal_jobs_for_update: str = (
+        "SELECT id, is_pinned, created_at FROM ai_jobs "
+        f"WHERE status IN ({TERMINAL_STATES}) ORDER BY created_at DESC, id{{C}} DESC{{for_update}}"
+    )
+    delete_ai_jobs: str = (
+        "DELETE FROM ai_jobs WHERE id IN ({ids}) "
+        f"AND is_pinned = FALSE AND status IN ({TERMINAL_STATES})"
+    )
 
     # workflow runs and node executions
     insert_run: str = WORKFLOW_RUNS.insert_sql

@@ -16,6 +16,14 @@ from .errors import MigrationError
 
 #: A ``-- @name args`` annotation line in a statement's leading comment.
 MARKER = re.compile(r"^\s*@(\w[\w-]*)\b(.*)$")
+_FIRST_WORD = re.compile(r"[A-Za-z_]+")
+
+#: Statements that open, end or split a transaction. The runner wraps each
+#: migration in one transaction of its own; one of these inside would commit
+#: half a migration (lint rule HS111, refused by the runner too).
+TRANSACTION_WORDS = frozenset(
+    {"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE", "START", "ABORT", "VACUUM"}
+)
 
 
 def normalize(text: str) -> str:
@@ -38,6 +46,12 @@ class Statement:
     text: str
     line: int  # 1-based line of the statement's first token
     comments: tuple[str, ...]  # the comment lines directly attached before it
+
+    @property
+    def head(self) -> str:
+        """The statement's first keyword, upper case ("" if it has none)."""
+        match = _FIRST_WORD.match(self.text)
+        return match.group(0).upper() if match else ""
 
     def markers(self) -> list[tuple[str, str, int]]:
         """``-- @name args`` annotations: (name, args, line offset from first comment)."""

@@ -17,10 +17,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -501,9 +503,20 @@ class OwnPostgres:
 _OWN: list[OwnPostgres] = []
 
 
-def own_postgres(root: Path) -> OwnPostgres:
-    """The one server of our own for this test session (started on first use)."""
+_OWN_ROOTS: list[Path] = []
+
+
+def own_postgres() -> OwnPostgres:
+    """The one server of our own for this test session (started on first use).
+
+    Its data directory is NOT under pytest's basetemp: a concurrent pytest
+    session on the machine resets the permissions there (and may delete old
+    runs), and the server, running as another user, would die or fail to
+    start. ``tempfile.mkdtemp`` gives each run a private directory.
+    """
     if not _OWN:
+        root = Path(tempfile.mkdtemp(prefix="handshake-test-own-pg-"))
+        _OWN_ROOTS.append(root)
         _OWN.append(OwnPostgres(root))
     server = _OWN[0]
     if not server.running:
@@ -514,3 +527,5 @@ def own_postgres(root: Path) -> OwnPostgres:
 def stop_own_postgres() -> None:
     while _OWN:
         _OWN.pop().close()
+    while _OWN_ROOTS:
+        shutil.rmtree(_OWN_ROOTS.pop(), ignore_errors=True)

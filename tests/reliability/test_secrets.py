@@ -72,8 +72,8 @@ def exception_texts(exc: BaseException) -> str:
 
 
 @pytest.fixture(scope="session")
-def secret_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnPostgres]:
-    server = own_postgres(tmp_path_factory.mktemp("own-pg-secrets"))
+def secret_server() -> Iterator[OwnPostgres]:
+    server = own_postgres()
     server.admin(f'DROP ROLE IF EXISTS "{ROLE}"')
     literal = PASSWORD.replace("'", "''").replace("%", "%%")  # "%" is psycopg's placeholder
     server.admin(f"CREATE ROLE \"{ROLE}\" LOGIN CREATEDB PASSWORD '{literal}'")

@@ -56,8 +56,8 @@ CTX = WriteContext.human("faults")
 
 
 @pytest.fixture(scope="session")
-def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnPostgres]:
-    server = own_postgres(tmp_path_factory.mktemp("own-pg"))
+def own_server() -> Iterator[OwnPostgres]:
+    server = own_postgres()
     yield server
     stop_own_postgres()
 

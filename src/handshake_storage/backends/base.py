@@ -11,8 +11,12 @@ a :class:`Transaction` and gives it back.
 from __future__ import annotations
 
 import contextlib
+import gc
+import os
+import random
 import threading
 import time
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -71,6 +75,7 @@ class Options:
     lock_timeout: float = 300.0  # seconds a migrator waits for another
     read_only: bool = False
     synchronous: str = "full"  # SQLite: "full" survives power loss; "normal" is faster
+    retry_attempts: int = 10  # runs of a transaction that keeps hitting conflicts, in all
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,19 @@ class Features:
 
 
 C = TypeVar("C")
+T = TypeVar("T")
+
+#: Every live pool, so a forked child can reset them all (``os.register_at_fork``).
+_POOLS: weakref.WeakSet[ConnectionPool[Any]] = weakref.WeakSet()
+
+
+class _Slot:
+    """One of a pool's ``max_size`` places. A pool counts the slots alive:
+    a slot lives as long as the connection it was taken for (or the frame
+    that is opening that connection), so however a connection is lost, its
+    place comes back when it is freed, with no bookkeeping step to miss."""
+
+    __slots__ = ("__weakref__",)
 
 
 class ConnectionPool(Generic[C]):
@@ -92,6 +110,26 @@ class ConnectionPool(Generic[C]):
     Hand-written because the per-call budget is a few microseconds: measured
     on the benchmark machine, ``psycopg_pool`` adds about 11 us to a point
     read and this pool under 1 us (see docs/DESIGN.md).
+
+    Process and interrupt safety (docs/DESIGN.md, "Concurrency model"):
+
+    * After ``os.fork()`` the child's pools start empty: the parent's
+      connections are kept referenced (never used, closed or finalized in the
+      child) and the child opens its own. A connection of the parent handed
+      back in the child is dropped the same way.
+    * The pool's size is the number of live :class:`_Slot` objects (a set of
+      weak references, emptied by the references' C-level callbacks), and
+      each connection holds its slot. No counter can be left wrong by an
+      exception, ``KeyboardInterrupt`` included, landing between two steps.
+      Every path between taking a connection and handing it over puts it
+      back or closes it on an exception. CPython can still deliver an
+      interrupt after ``list.pop`` returned and before its result is stored;
+      that connection is unreachable and its slot returns when it is freed.
+      Exceptions escaping these paths mark the pool *suspect*, and the next
+      checkout runs one garbage collection first (a lost SQLite connection
+      may hold the write lock until it is freed).
+    * A connection enters the free list only when ``clean`` says it is idle
+      (no transaction open), so nothing is reused mid-transaction.
     """
 
     def __init__(
@@ -101,94 +139,169 @@ class ConnectionPool(Generic[C]):
         usable: Callable[[C], bool],
         max_size: int,
         timeout: float,
+        clean: Callable[[C], bool] | None = None,
     ) -> None:
         self._connect = connect
         self._close = close
         self._usable = usable
+        self._clean = clean if clean is not None else usable
         self._max_size = max(1, max_size)
         self._timeout = timeout
+        self._closed = False
+        self._inherited: list[Any] = []  # a parent process's connections (after fork)
+        self._init_state()
+        _POOLS.add(self)
+
+    def _init_state(self) -> None:
+        self._generation = object()
         self._lock = threading.Lock()
         self._available = threading.Condition(self._lock)
         self._idle: list[C] = []
-        self._size = 0
+        self._slots: set[weakref.ref[_Slot]] = set()
         self._waiters = 0
-        self._closed = False
+        self._suspect = False
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def size(self) -> int:
+        """Open connections: idle, in use, or being opened."""
+        return len(self._slots)
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    def owns(self, conn: C) -> bool:
+        """Whether ``conn`` was opened by this pool in this process."""
+        return getattr(conn, "_hs_pool_generation", None) is self._generation
 
     def acquire(self) -> C:
         # Fast path without the lock: list.pop and list.append are atomic, and
         # taking a lock twice per call cost about 1 us of a point read's few
         # microseconds of overhead (bench/). Every idle connection is popped by
         # exactly one party (an acquirer or close), so none is handed out twice.
+        if self._suspect:
+            self._collect()
         try:
             conn = self._idle.pop()
         except IndexError:
-            conn = self._acquire_slow()
-            if conn is None:  # a slot for a new connection was reserved
-                try:
-                    return self._connect()
-                except BaseException:
-                    self._forget()
-                    raise
-        if self._closed:  # close() ran while we took it
+            return self._acquire_new()
+        except BaseException:
+            self._suspect = True
+            raise
+        return self._checked(conn)
+
+    def _collect(self) -> None:
+        """Free connections an interrupt left unreachable (their slots return,
+        closing them rolls back what they had open)."""
+        self._suspect = False
+        gc.collect()
+
+    def _checked(self, conn: C) -> C:
+        try:
+            if self._closed:  # close() ran while we took it
+                raise BackendUnavailableError("the database is closed")
+            if self._usable(conn):
+                return conn
+        except BaseException:
+            self._suspect = True
             self.discard(conn)
-            raise BackendUnavailableError("the database is closed")
-        if not self._usable(conn):
-            self.discard(conn)
-            return self.acquire()
+            raise
+        self.discard(conn)
+        return self.acquire()
+
+    def _acquire_new(self) -> C:
+        got = self._acquire_slow()
+        if type(got) is not _Slot:
+            return self._checked(got)
+        # A place for a new connection; if connecting fails, the slot dies
+        # with this frame and the place is free again.
+        conn = self._connect()
+        conn._hs_pool_generation = self._generation  # type: ignore[attr-defined]
+        conn._hs_slot = got  # type: ignore[attr-defined]
         return conn
 
-    def _acquire_slow(self) -> C | None:
-        """An idle connection, or None when the caller may open a new one;
-        waits up to the timeout for a release when the pool is full."""
-        deadline: float | None = None
-        with self._lock:
-            # Counted before looking at the free list: a release that appends
-            # after our look then sees a waiter and notifies (no lost wakeup).
-            self._waiters += 1
-            try:
-                while True:
-                    if self._closed:
-                        raise BackendUnavailableError("the database is closed")
-                    if self._idle:
-                        return self._idle.pop()
-                    if self._size < self._max_size:
-                        self._size += 1
-                        return None
-                    now = time.monotonic()
-                    if deadline is None:
-                        deadline = now + self._timeout
-                    if now >= deadline or not self._available.wait(deadline - now):
-                        raise BackendUnavailableError(
-                            f"no free database connection within {self._timeout:g}s "
-                            f"(pool size {self._max_size})"
-                        )
-            finally:
-                self._waiters -= 1
+    def _acquire_slow(self) -> C | _Slot:
+        """An idle connection, or a slot for opening a new one; waits up to
+        the timeout for a release when the pool is full."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            collect = False
+            with self._lock:
+                # Counted before looking at the free list: a release that
+                # appends after our look then sees a waiter and notifies.
+                self._waiters += 1
+                try:
+                    while True:
+                        if self._closed:
+                            raise BackendUnavailableError("the database is closed")
+                        if self._idle:
+                            return self._idle.pop()
+                        slots = self._slots
+                        if len(slots) < self._max_size:
+                            slot = _Slot()
+                            slots.add(weakref.ref(slot, slots.discard))
+                            return slot
+                        if self._suspect:
+                            self._suspect = False
+                            collect = True
+                            break
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            raise BackendUnavailableError(
+                                f"no free database connection within {self._timeout:g}s "
+                                f"(pool size {self._max_size})"
+                            )
+                        # Bounded, so a slot freed by the GC (which cannot
+                        # notify) is noticed soon.
+                        self._available.wait(min(left, 0.1))
+                finally:
+                    self._waiters -= 1
+            if collect:
+                gc.collect()  # frees connections an interrupt left unreachable
 
     def release(self, conn: C) -> None:
-        if self._closed:
-            self.discard(conn)
-            return
-        self._idle.append(conn)
-        if self._closed:  # close() ran between the check and the append
-            self._drain()
-        elif self._waiters:
-            with self._lock:
-                self._available.notify()
+        try:
+            if getattr(conn, "_hs_pool_generation", None) is not self._generation:
+                self._inherited.append(conn)  # the parent's, after a fork: never touched
+                return
+            if self._closed or not self._clean(conn):
+                self.discard(conn)
+                return
+            self._idle.append(conn)
+            if self._closed:  # close() ran between the check and the append
+                self._drain()
+            elif self._waiters:
+                self._wake()
+        except BaseException:
+            self._suspect = True
+            raise
 
     def discard(self, conn: C) -> None:
-        self._safe_close(conn)
-        self._forget()
+        """Close ``conn`` and free its place."""
+        if getattr(conn, "_hs_pool_generation", None) is not self._generation:
+            self._inherited.append(conn)
+            return
+        try:
+            self._safe_close(conn)
+        finally:
+            conn._hs_slot = None  # type: ignore[attr-defined]
+            if self._waiters:
+                self._wake()
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             self._available.notify_all()
         self._drain()
+
+    def _after_fork_in_child(self) -> None:
+        """Forget the parent's connections without touching them; open anew."""
+        self._inherited.extend(self._idle)
+        self._init_state()
 
     def _drain(self) -> None:
         while True:
@@ -198,71 +311,163 @@ class ConnectionPool(Generic[C]):
                 return
             self.discard(conn)
 
-    def _forget(self) -> None:
+    def _wake(self) -> None:
         with self._lock:
-            self._size -= 1
-            if self._waiters:
-                self._available.notify()
+            self._available.notify()
 
     def _safe_close(self, conn: C) -> None:
         with contextlib.suppress(Exception):  # a broken connection may refuse to close
             self._close(conn)
 
 
+def _reset_pools_in_child() -> None:
+    for pool in list(_POOLS):
+        pool._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_pools_in_child)
+
+
+class Failure(Enum):
+    """How a driver error bears on running the transaction again."""
+
+    CONFLICT = "conflict"  # serialization failure or deadlock: rolled back, retry with backoff
+    TERMINATED = "terminated"  # the server ended the session and rolled back (e.g. pg_terminate)
+    DISCONNECTED = "disconnected"  # the connection broke; what the server did is unknown
+
+
+#: Fresh connections tried when a pooled one turns out dead (server restart,
+#: ``pg_terminate_backend``) before anything of the call was done.
+RECONNECTS = 3
+
+
 class Transaction:
-    """``with adapter.transaction(mode) as session:`` — the unit of work.
+    """``with adapter.transaction(mode) as session:`` — one unit of work, run once.
 
     Commits on success, rolls back on any exception, hands the connection
     back to the pool (or discards it if broken) and turns driver exceptions
-    into :class:`StorageError`.
+    into :class:`StorageError`. It never runs the body again: use
+    :meth:`Adapter.run`, which retries a whole transaction after a
+    serialization failure, a deadlock or a dropped connection.
     """
 
-    __slots__ = ("_adapter", "_conn", "_mode")
+    __slots__ = ("_adapter", "_conn", "_mode", "failure", "in_commit")
 
     def __init__(self, adapter: Adapter, mode: Mode) -> None:
         self._adapter = adapter
         self._mode = mode
         self._conn: Any = None
+        #: set when the transaction failed in a way :meth:`Adapter.run` may retry
+        self.failure: Failure | None = None
+        #: whether the failure happened while committing (outcome unknown)
+        self.in_commit = False
 
     def __enter__(self) -> Any:
-        adapter = self._adapter
         try:
-            conn = adapter.pool.acquire()
+            return self._checkout()
         except StorageError:
+            raise  # raised on purpose, the connection accounted for
+        except BaseException:
+            # Interrupted (KeyboardInterrupt...) part-way: do not keep it.
+            pool = self._adapter.pool
+            pool._suspect = True
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                pool.discard(conn)
             raise
-        except Exception as exc:
-            raise adapter.translate_error(exc) from None
-        if self._mode is not AUTOCOMMIT:
+
+    def _checkout(self) -> Any:
+        adapter = self._adapter
+        pool = adapter.pool
+        for reconnect in range(RECONNECTS + 1):
+            try:
+                self._conn = conn = pool.acquire()
+            except StorageError:
+                raise
+            except Exception as exc:
+                raise adapter.translate_error(exc) from None
+            if self._mode is AUTOCOMMIT:
+                return conn
             try:
                 adapter.begin(conn, self._mode)
+                return conn
             except BaseException as exc:
-                adapter.pool.discard(conn)
-                if isinstance(exc, Exception):
-                    raise adapter.translate_error(exc) from None
-                raise
-        self._conn = conn
-        return conn
+                self._conn = None
+                pool.discard(conn)
+                if not isinstance(exc, Exception):
+                    raise
+                # Only BEGIN reached the server: on a dead connection, take another.
+                if reconnect < RECONNECTS and adapter.classify(exc) in (
+                    Failure.TERMINATED,
+                    Failure.DISCONNECTED,
+                ):
+                    continue
+                raise adapter.translate_error(exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        try:
+            return self._finish(exc)
+        except StorageError:
+            raise  # raised on purpose, the connection accounted for
+        except BaseException:
+            self._adapter.pool._suspect = True  # interrupted: it may be unreachable now
+            raise
+
+    def _finish(self, exc: BaseException | None) -> bool:
         adapter, conn = self._adapter, self._conn
-        self._conn = None
+        if conn is None:
+            return False
+        pool = adapter.pool
+        if not pool.owns(conn):  # forked inside the transaction: the parent's connection
+            self._conn = None
+            pool.release(conn)  # keeps it referenced, never touches it
+            if exc is None:
+                raise BackendUnavailableError(
+                    "this transaction's connection belongs to the parent process "
+                    "(os.fork() inside a transaction); nothing was committed"
+                )
+            return False
         if exc is None:
             if self._mode is not AUTOCOMMIT:
                 try:
                     adapter.commit(conn)
                 except BaseException as commit_exc:
+                    self._conn = None
                     adapter.abandon(conn)
                     if isinstance(commit_exc, Exception):
+                        self.in_commit = True
+                        self.failure = adapter.classify(commit_exc)
                         raise adapter.translate_error(commit_exc) from None
                     raise
-            adapter.pool.release(conn)
+            self._conn = None
+            pool.release(conn)
             return False
+        self._conn = None
         adapter.abandon(conn)
         if isinstance(exc, StorageError) or not isinstance(exc, Exception):
             return False
         if adapter.is_driver_error(exc):
+            self.failure = adapter.classify(exc)
             raise adapter.translate_error(exc) from None
         return False
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to pause before conflict retry number ``attempt`` (1-based):
+    "full jitter" exponential backoff, so colliding callers spread out."""
+    return random.uniform(0.0, min(0.25, 0.002 * 2 ** min(attempt, 16)))
+
+
+def _read(session: Session, sql: str, params: Sequence[Any], one: bool) -> Any:
+    cursor = session.execute(sql, params)
+    return cursor.fetchone() if one else cursor.fetchall()
+
+
+def _write(session: Session, sql: str, params: Sequence[Any], returning: bool) -> Any:
+    cursor = session.execute(sql, params)
+    return cursor.fetchone() if returning else cursor.rowcount
 
 
 class Adapter(ABC):
@@ -278,7 +483,52 @@ class Adapter(ABC):
     # -- connections and transactions ------------------------------------
 
     def transaction(self, mode: Mode = WRITE) -> Transaction:
+        """One transaction, run once (see :meth:`run` for retries)."""
         return Transaction(self, mode)
+
+    def run(self, mode: Mode, work: Callable[[Session], T]) -> T:
+        """``work(session)`` in a transaction of ``mode``, retried whole when
+        that is safe. The library's one retry rule (docs/DESIGN.md):
+
+        * serialization failure or deadlock (the server rolled back): again,
+          up to ``Options.retry_attempts`` runs in all, after a jittered
+          exponential pause; then the last error as :class:`ConflictError`;
+        * the server ended the session (``pg_terminate_backend``, restart) or
+          the connection broke before COMMIT was sent: again at once on a
+          fresh connection, up to :data:`RECONNECTS` times. A connection lost
+          *during* COMMIT, or during an AUTOCOMMIT statement without the
+          server saying it ended the session, is not retried: the write may
+          have happened.
+
+        ``work`` must be safe to run again: database work through the session
+        only, anything else it does repeatable (each run starts from the
+        beginning; the earlier runs were rolled back). An AUTOCOMMIT ``work``
+        runs one statement. The ledger/sync code runs its transactions here.
+        """
+        conflicts = reconnects = 0
+        while True:
+            tx = Transaction(self, mode)
+            try:
+                with tx as session:
+                    return work(session)
+            except StorageError as exc:
+                failure = tx.failure
+                if failure is Failure.CONFLICT:
+                    conflicts += 1
+                    if conflicts >= self.options.retry_attempts:
+                        raise ConflictError(
+                            f"{exc.message} (still conflicting after {conflicts} attempts)"
+                        ) from None
+                    time.sleep(backoff(conflicts))
+                    continue
+                if (
+                    failure is Failure.TERMINATED
+                    or (failure is Failure.DISCONNECTED and mode is not AUTOCOMMIT)
+                ) and not tx.in_commit:
+                    reconnects += 1
+                    if reconnects <= RECONNECTS:
+                        continue
+                raise
 
     def fetch(self, sql: str, params: Sequence[Any], one: bool = False) -> Any:
         """Run one read statement in autocommit; its row (``one``) or rows.
@@ -286,28 +536,40 @@ class Adapter(ABC):
         Exactly what ``with transaction(AUTOCOMMIT) as s: s.execute(...)``
         does (same checkout, release and error translation) without the
         context manager's objects and calls: a point read's whole budget for
-        the API is a few microseconds (bench/)."""
+        the API is a few microseconds (bench/). A read is always safe to
+        repeat, so after a dead connection (or a conflict) it goes through
+        :meth:`run`, on a fresh connection."""
         pool = self.pool
+        conn = None
         try:
             conn = pool.acquire()
-        except StorageError:
-            raise
-        except Exception as exc:
-            raise self.translate_error(exc) from None
-        try:
             cursor = conn.execute(sql, params)
             result = cursor.fetchone() if one else cursor.fetchall()
+            done, conn = conn, None
+            pool.release(done)
+            return result
         except BaseException as exc:
+            if conn is None:  # not checked out, released, or lost to an interrupt
+                if not isinstance(exc, StorageError):
+                    pool._suspect = True
+                if isinstance(exc, StorageError) or not isinstance(exc, Exception):
+                    raise
+                raise self.translate_error(exc) from None
             self.abandon(conn)
             if (
                 isinstance(exc, Exception)
                 and not isinstance(exc, StorageError)
                 and self.is_driver_error(exc)
             ):
+                if self.classify(exc) is not None:
+                    return self.run(SNAPSHOT, lambda s: _read(s, sql, params, one))
                 raise self.translate_error(exc) from None
             raise
-        pool.release(conn)
-        return result
+
+    def execute(self, sql: str, params: Sequence[Any], returning: bool = False) -> Any:
+        """Run one write statement in autocommit through :meth:`run`: its
+        ``rowcount``, or its RETURNING row (``returning``)."""
+        return self.run(AUTOCOMMIT, lambda s: _write(s, sql, params, returning))
 
     @abstractmethod
     def begin(self, conn: Any, mode: Mode) -> None: ...
@@ -319,16 +581,29 @@ class Adapter(ABC):
     def rollback(self, conn: Any) -> None: ...
 
     def abandon(self, conn: Any) -> None:
-        """Roll back whatever is open and return ``conn`` to the pool, or drop it."""
+        """Roll back whatever is open and return ``conn`` to the pool, or drop it.
+
+        A connection of the parent process (after a fork) is not touched."""
+        pool = self.pool
+        if not pool.owns(conn):
+            pool.release(conn)
+            return
         try:
             self.rollback(conn)
-        except BaseException:
-            self.pool.discard(conn)
+        except Exception:
+            pool.discard(conn)  # the caller's own error is the one to report
             return
+        except BaseException:
+            pool.discard(conn)
+            raise
         if self.is_broken(conn):
-            self.pool.discard(conn)
+            pool.discard(conn)
         else:
-            self.pool.release(conn)
+            pool.release(conn)
+
+    def classify(self, exc: BaseException) -> Failure | None:
+        """Whether a driver error allows running the transaction again."""
+        return None
 
     def close(self) -> None:
         self.pool.close()
@@ -337,7 +612,9 @@ class Adapter(ABC):
 
     def compile(self, sql: str) -> str:
         """Turn portable query text into this backend's dialect."""
-        return sql.replace("{C}", self.features.binary_collation)
+        return sql.replace("{C}", self.features.binary_collation).replace(
+            "{for_update}", self.row_lock_clause
+        )
 
     @abstractmethod
     def encode_timestamp(self, value: datetime) -> Any: ...
@@ -346,6 +623,11 @@ class Adapter(ABC):
     def decode_timestamp(self, value: Any) -> datetime: ...
 
     # -- errors: the boundary ----------------------------------------------
+
+    #: appended to a SELECT that must lock the rows it reads until commit
+    #: (``{for_update}`` in queries.py); SQLite's write transaction holds the
+    #: whole database already.
+    row_lock_clause: str = ""
 
     #: code -> rule; a code is looked up whole, then by ever shorter prefixes
     #: ("23505", then "23"; "SQLITE_CONSTRAINT_CHECK", then "SQLITE_CONSTRAINT").
@@ -368,6 +650,10 @@ class Adapter(ABC):
         (:attr:`error_rules`), with the scrubbed structured fields."""
         if isinstance(exc, StorageError):
             return exc
+        # The driver's exception stays reachable as the new error's
+        # __context__ (``from None`` only hides it): scrub it in place, so
+        # no chain shows a password.
+        exc.args = tuple(self.scrub(a) if isinstance(a, str) else a for a in exc.args)
         d = self.diagnose(exc)
         rule = _lookup(self.error_rules, d.code) or _FALLBACK
         message = rule.message.format(
@@ -450,6 +736,16 @@ class Adapter(ABC):
         self, session: Session, sql: str, params: Sequence[Any] = (), batch: int = 2000
     ) -> Iterator[Sequence[Any]]: ...
 
+    def lock_tables(
+        self, session: Session, exclusive: Sequence[str], shared: Sequence[str]
+    ) -> None:
+        """Lock whole tables for the rest of the transaction, ``exclusive``
+        ones against every other use and ``shared`` ones against writes, in
+        the library's lock order (:data:`handshake_storage.queries.LOCK_ORDER`).
+        The default does nothing: SQLite's write transaction already holds
+        the one database-wide write lock."""
+        return None
+
     @contextlib.contextmanager
     def bulk_load(self, session: Session, tables: Sequence[str]) -> Iterator[None]:
         """Around filling the new, empty ``tables`` with many rows inside one
@@ -529,6 +825,7 @@ class Adapter(ABC):
             self._usable,
             self.options.pool_size,
             self.options.pool_timeout,
+            self._clean,
         )
 
     @abstractmethod
@@ -537,6 +834,11 @@ class Adapter(ABC):
     @abstractmethod
     def _usable(self, conn: Any) -> bool:
         """Whether an idle pooled connection can be handed out."""
+
+    def _clean(self, conn: Any) -> bool:
+        """Whether a returned connection may enter the pool: no transaction
+        open (the default: usable)."""
+        return self._usable(conn)
 
     def is_broken(self, conn: Any) -> bool:
         return not self._usable(conn)

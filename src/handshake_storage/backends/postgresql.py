@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import re
 import select
-from collections.abc import Iterable, Iterator, Sequence
+import selectors
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from itertools import count
@@ -23,6 +24,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 
 from ..errors import BackendUnavailableError, ConflictError, ValidationError
+from ..queries import lock_order
 from ..schema import (
     BOOLEAN,
     FLOAT,
@@ -38,9 +40,11 @@ from ..schema import (
 from ..url import DatabaseURL
 from .base import (
     SNAPSHOT,
+    WRITE,
     Adapter,
     Diagnostic,
     ErrorRule,
+    Failure,
     Features,
     Mode,
     Options,
@@ -88,6 +92,7 @@ class PgSession(psycopg.Connection[tuple[Any, ...]]):
     """
 
     _hs_cursor: psycopg.Cursor[tuple[Any, ...]] | None = None
+    _hs_readable: Callable[[], bool]
 
     def execute(  # type: ignore[override]
         self,
@@ -139,6 +144,7 @@ _KEY_COLUMNS = re.compile(r"^Key \(([^)]*)\)=")
 
 
 class PostgreSQLAdapter(Adapter):
+    row_lock_clause = " FOR UPDATE"
     features = Features(
         name="postgresql",
         binary_collation=' COLLATE "C"',
@@ -171,7 +177,14 @@ class PostgreSQLAdapter(Adapter):
             raise ValidationError(
                 f"malformed postgresql URL {self.url.redacted}: {self.scrub(str(exc))}"
             ) from None
-        settings = ["-c TimeZone=UTC", "-c client_encoding=UTF8"]
+        # The session default is pinned too, so even a statement run in
+        # autocommit (an implicit transaction) never takes a server's or a
+        # database's `default_transaction_isolation` (docs/DESIGN.md).
+        settings = [
+            "-c TimeZone=UTC",
+            "-c client_encoding=UTF8",
+            r"-c default_transaction_isolation=read\ committed",
+        ]
         if self.options.statement_timeout:
             settings.append(f"-c statement_timeout={int(self.options.statement_timeout * 1000)}")
         if self.options.read_only:
@@ -186,13 +199,16 @@ class PostgreSQLAdapter(Adapter):
 
     def _connect(self) -> PgSession:
         with self.errors():
-            return PgSession.connect(self._conninfo, autocommit=True)
+            conn = PgSession.connect(self._conninfo, autocommit=True)
+        try:
+            conn._hs_readable = _readable_probe(conn.fileno())
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def begin(self, conn: PgSession, mode: Mode) -> None:
-        if mode is SNAPSHOT:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        else:
-            conn.execute("BEGIN")
+        conn.execute(_BEGIN[mode])
 
     def commit(self, conn: PgSession) -> None:
         conn.execute("COMMIT")
@@ -207,14 +223,28 @@ class PostgreSQLAdapter(Adapter):
         return bool(conn.closed or conn.broken)
 
     def _usable(self, conn: PgSession) -> bool:
-        if conn.closed or conn.broken:
+        """Idle and still connected: an idle connection has nothing to read
+        unless the server hung up on it (restart, pg_terminate_backend)."""
+        if conn.closed or conn.broken or conn.pgconn.transaction_status != _IDLE:
             return False
         try:
-            readable, _, _ = select.select([conn.fileno()], [], [], 0)
-        except (OSError, ValueError, psycopg.Error):
+            return not conn._hs_readable()
+        except (OSError, ValueError, AttributeError):
             return False
-        # An idle connection has nothing to read unless the server hung up on it.
-        return not readable
+
+    def _clean(self, conn: PgSession) -> bool:
+        """No transaction open: the only state a connection may enter the pool in."""
+        return not (conn.closed or conn.broken) and conn.pgconn.transaction_status == _IDLE
+
+    def classify(self, exc: BaseException) -> Failure | None:
+        state = getattr(exc, "sqlstate", None) or ""
+        if state in ("40001", "40P01"):
+            return Failure.CONFLICT
+        if state in ("57P01", "57P02", "57P03"):  # admin/crash shutdown: rolled back
+            return Failure.TERMINATED
+        if isinstance(exc, psycopg.OperationalError) and (not state or state.startswith("08")):
+            return Failure.DISCONNECTED
+        return None
 
     # -- SQL and values -----------------------------------------------------
 
@@ -344,7 +374,7 @@ class PostgreSQLAdapter(Adapter):
             try:
                 with self.errors():
                     work.execute(f"SET lock_timeout = {int(self.options.lock_timeout * 1000)}")
-                    work.execute("BEGIN")
+                    work.execute(_BEGIN[WRITE])
                     work.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_STEP_KEY,))
                     work.execute("COMMIT")
                     work.execute("RESET lock_timeout")
@@ -358,7 +388,7 @@ class PostgreSQLAdapter(Adapter):
 
     @contextmanager
     def migration_step(self, session: Session) -> Iterator[None]:
-        session.execute("BEGIN")
+        session.execute(_BEGIN[WRITE])
         try:
             session.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_STEP_KEY,))
             yield
@@ -420,6 +450,14 @@ class PostgreSQLAdapter(Adapter):
         if row is None or row[0] is None:
             return None
         return (row[0], "valid" if row[1] else "invalid")
+
+    def lock_tables(
+        self, session: Session, exclusive: Sequence[str], shared: Sequence[str]
+    ) -> None:
+        strongest = {name: "SHARE" for name in shared}
+        strongest.update({name: "ACCESS EXCLUSIVE" for name in exclusive})
+        for name in lock_order(strongest):
+            session.execute(f"LOCK TABLE {_quote(name)} IN {strongest[name]} MODE")
 
     @contextmanager
     def bulk_load(self, session: Session, tables: Sequence[str]) -> Iterator[None]:
@@ -513,6 +551,26 @@ class PostgreSQLAdapter(Adapter):
             "database": database,
             "user": user,
         }
+
+
+#: Every transaction states its isolation (docs/DESIGN.md, "Concurrency model").
+_BEGIN = {
+    SNAPSHOT: "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+    WRITE: "BEGIN ISOLATION LEVEL READ COMMITTED",
+}
+_IDLE = int(TransactionStatus.IDLE)
+
+
+def _readable_probe(fd: int) -> Callable[[], bool]:
+    """A zero-timeout "is there anything to read on ``fd``" check that works
+    for any descriptor number (``select.select`` fails from 1024 on)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        return lambda: bool(poller.poll(0))
+    selector = selectors.DefaultSelector()  # pragma: no cover - Windows
+    selector.register(fd, selectors.EVENT_READ)
+    return lambda: bool(selector.select(0))
 
 
 def _tsvector(column: str) -> str:

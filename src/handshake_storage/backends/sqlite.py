@@ -163,11 +163,18 @@ class SQLiteAdapter(Adapter):
         return conn
 
     def _usable(self, conn: sqlite3.Connection) -> bool:
+        """Open and with no transaction open (the state a pooled one must be in)."""
+        try:
+            return not conn.in_transaction  # raises on a closed connection
+        except sqlite3.ProgrammingError:
+            return False
+
+    def is_broken(self, conn: sqlite3.Connection) -> bool:
         try:
             conn.in_transaction  # noqa: B018 - raises on a closed connection
         except sqlite3.ProgrammingError:
-            return False
-        return True
+            return True
+        return False
 
     def _enable_wal(self, conn: sqlite3.Connection) -> None:
         """Switch to WAL, waiting out other connections like any writer does.
