@@ -71,8 +71,15 @@ def parse_url(url: str) -> DatabaseURL:
         raise ValidationError("database URL contains control characters")
     try:
         parts = urlsplit(url)
-    except ValueError as exc:
-        raise ValidationError(f"malformed database URL: {redact(url)}") from exc
+    except ValueError:
+        parts = None
+    if parts is None:
+        # Raised outside the handler: urllib's message quotes the whole
+        # network location, password included, and must not be chained.
+        raise ValidationError(
+            f"malformed database URL: {redact(url)} (a character in it is not allowed "
+            "there; percent-encode the user name and password)"
+        )
     backend = _SCHEMES.get(parts.scheme.lower())
     if backend is None:
         raise ValidationError(

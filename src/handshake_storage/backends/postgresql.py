@@ -171,12 +171,15 @@ class PostgreSQLAdapter(Adapter):
         )
 
     def _build_conninfo(self) -> str:
+        problem = None
         try:
             params = conninfo_to_dict(self.url.raw)
         except psycopg.Error as exc:
-            raise ValidationError(
-                f"malformed postgresql URL {self.url.redacted}: {self.scrub(str(exc))}"
-            ) from None
+            problem = self.scrub(str(exc))
+        if problem is not None:
+            # Raised outside the handler: the driver's error (which may quote
+            # the password) must not ride along as __context__.
+            raise ValidationError(f"malformed postgresql URL {self.url.redacted}: {problem}")
         # The session default is pinned too, so even a statement run in
         # autocommit (an implicit transaction) never takes a server's or a
         # database's `default_transaction_isolation` (docs/DESIGN.md).
