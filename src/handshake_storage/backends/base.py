@@ -217,9 +217,16 @@ class ConnectionPool(Generic[C]):
         got = self._acquire_slow()
         if type(got) is not _Slot:
             return self._checked(got)
-        # A place for a new connection; if connecting fails, the slot dies
-        # with this frame and the place is free again.
-        conn = self._connect()
+        # A place for a new connection. Should connecting fail, the slot is
+        # dropped here (the traceback keeps this frame alive); if this frame
+        # is lost some other way, the slot dies with it.
+        try:
+            conn = self._connect()
+        except BaseException:
+            got = None
+            if self._waiters:
+                self._wake()
+            raise
         conn._hs_pool_generation = self._generation  # type: ignore[attr-defined]
         conn._hs_slot = got  # type: ignore[attr-defined]
         return conn
