@@ -38,6 +38,7 @@ from handshake_storage import (
     NewCanvasNode,
     NewDocument,
     NewWorkspace,
+    StorageError,
     WriteContext,
 )
 from handshake_storage.backends import base
@@ -172,7 +173,7 @@ class Interrupter:
 def test_a_thousand_interrupts_anywhere_in_checkout_and_return_leak_nothing(
     databases, record_property
 ):
-    db = databases.open(pool_size=1, pool_timeout=20)
+    db = databases.open(pool_size=1, pool_timeout=10)
     db.create_workspace(CTX, NewWorkspace("ws", id="ws"))
     db.create_document(CTX, NewDocument("ws", "doc", id="doc"))
     db.create_canvas(CTX, NewCanvas("ws", "canvas", id="canvas"))
@@ -195,6 +196,8 @@ def test_a_thousand_interrupts_anywhere_in_checkout_and_return_leak_nothing(
             rng.choice(calls)()
         except KeyboardInterrupt:
             interrupts += 1
+        except StorageError as exc:  # the pool broke: no point going on
+            pytest.fail(f"after {interrupts} interrupts a call failed: {exc}")
         finally:
             interrupter.disarm()
     pool = db._adapter.pool
