@@ -14,6 +14,7 @@ from .database import Database, open_database
 from .errors import (
     BackendUnavailableError,
     ConflictError,
+    CorruptDataError,
     GuardError,
     MigrationError,
     NotFoundError,
@@ -67,6 +68,7 @@ __all__ = [
     "CanvasGraph",
     "CanvasNode",
     "ConflictError",
+    "CorruptDataError",
     "Database",
     "DefaultStorageGuard",
     "Document",

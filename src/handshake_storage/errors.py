@@ -79,6 +79,19 @@ class BackendUnavailableError(StorageError):
     code = "HSK-503-UNAVAILABLE"
 
 
+class CorruptDataError(StorageError):
+    """A stored value the API cannot read: written by another tool (a
+    malformed timestamp text, invalid JSON text, an unknown enum string).
+    ``table``, ``column`` and ``row_id`` say where it is."""
+
+    code = "HSK-500-CORRUPT-DATA"
+
+    def __init__(self, message: str, *, table: str, column: str, row_id: object) -> None:
+        super().__init__(message, table=table)
+        self.column = column
+        self.row_id = row_id
+
+
 class MigrationError(StorageError):
     """The schema history and the shipped migrations disagree, or a migration failed."""
 
@@ -88,6 +101,7 @@ class MigrationError(StorageError):
 __all__ = [
     "BackendUnavailableError",
     "ConflictError",
+    "CorruptDataError",
     "GuardError",
     "MigrationError",
     "NotFoundError",

@@ -21,12 +21,13 @@ _new = object.__new__
 
 
 class _Field:
-    __slots__ = ("decode", "index", "name")
+    __slots__ = ("decode", "index", "name", "table")
 
-    def __init__(self, name: str, index: int, decode: Decoder | None) -> None:
+    def __init__(self, name: str, index: int, decode: Decoder | None, table: Any) -> None:
         self.name = name
         self.index = index
         self.decode = decode
+        self.table = table
 
     def __get__(self, obj: Record | None, owner: type | None = None) -> Any:
         if obj is None:
@@ -38,7 +39,16 @@ class _Field:
         if value is _UNSET:
             raw = obj._row[self.index]
             decode = self.decode
-            value = values[self.index] = raw if decode is None else decode(raw, obj._dec)
+            if decode is None:
+                value = raw
+            else:
+                try:
+                    value = decode(raw, obj._dec)
+                except Exception:
+                    # Data another tool wrote: a StorageError naming the
+                    # table, column and row, never a raw ValueError/KeyError.
+                    raise self.table.undecodable(self.name, obj._row, raw) from None
+            values[self.index] = value
         return value
 
     def __set__(self, obj: Record, value: Any) -> None:
@@ -78,7 +88,7 @@ class Record:
         for name in names:
             column = table.by_name[name]
             decode = decoders.get(name, column.decoder)
-            setattr(cls, name, _Field(name, table.at[name], decode))
+            setattr(cls, name, _Field(name, table.at[name], decode, table))
         cls._fields = names
         cls._table = table
 

@@ -45,7 +45,7 @@ from uuid import UUID
 from . import schema
 from . import validation as check
 from .enums import AccessMode, JobState, SafetyMode, WriteActorKind
-from .errors import StorageError, ValidationError
+from .errors import CorruptDataError, StorageError, ValidationError
 
 #: decode(stored_value, decode_timestamp) -> API value
 Decoder = Callable[[Any, Callable[[Any], datetime]], Any]
@@ -61,6 +61,31 @@ def load_json(raw: str | None) -> Any:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise StorageError(f"stored JSON is corrupt or too deeply nested: {exc}") from None
+
+
+#: What a stored value of each codec kind must be, for messages.
+_EXPECTED = {
+    "timestamp": "a timestamp",
+    "json": "valid JSON of the expected shape",
+    "enum": "one of the known values",
+    "uuid": "a UUID",
+}
+
+
+def undecodable(table: str, column: str, kind: str, row_id: object, raw: Any) -> CorruptDataError:
+    """The error for a stored value that cannot be decoded: names the table,
+    column and row, the same words on every backend."""
+    shown = repr(raw)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    expected = _EXPECTED.get(kind, f"a {kind}")
+    return CorruptDataError(
+        f"{table}.{column} of row {row_id!r} holds {shown}, which is not {expected} "
+        "(written by another tool?); it cannot be read",
+        table=table,
+        column=column,
+        row_id=row_id,
+    )
 
 
 # -- codecs ---------------------------------------------------------------------
@@ -266,11 +291,20 @@ class Table:
 
     def image(self, row: Sequence[Any], decode_timestamp: Callable[[Any], datetime]) -> dict:
         """The stored ``row`` (values in :attr:`names` order) as
-        ``{column: JSON-able value}``."""
-        return {
-            c.name: None if value is None else c.codec.to_json(value, decode_timestamp)
-            for c, value in zip(self.columns, row, strict=False)
-        }
+        ``{column: JSON-able value}``; CorruptDataError for a value that
+        cannot be decoded."""
+        image = {}
+        for c, value in zip(self.columns, row, strict=False):
+            try:
+                image[c.name] = None if value is None else c.codec.to_json(value, decode_timestamp)
+            except Exception:
+                raise self.undecodable(c.name, row, value) from None
+        return image
+
+    def undecodable(self, column: str, row: Sequence[Any], raw: Any) -> CorruptDataError:
+        """The error for ``row``'s stored ``column`` value ``raw`` that cannot be decoded."""
+        key = row[self.at[self.key]] if len(row) > self.at[self.key] else None
+        return undecodable(self.name, column, self.by_name[column].codec.kind, key, raw)
 
     def from_image(
         self, image: Mapping[str, Any], encode_timestamp: Callable[[datetime], Any]

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from . import sqlscript, tables
 from .backends import Options, create_adapter
@@ -33,6 +33,8 @@ from .migrator import (
 from .rebuildable import build, registry
 from .schema import TIMESTAMP, SchemaSnapshot, Table
 from .url import parse_url
+
+T = TypeVar("T")
 
 Progress = Callable[[str, int, int], None]
 
@@ -180,19 +182,21 @@ def _copy_table(
     digest = TableDigest(families, src.decode_timestamp)
     total = 0
     if progress:
-        total = s_session.execute(f"SELECT COUNT(*) FROM {table.name}").fetchone()[0]
+        count = f"SELECT COUNT(*) FROM {table.name}"
+        total = _read_source(src, lambda: s_session.execute(count).fetchone()[0])
         progress(table.name, 0, total)
     convert = _converter(src, dst, families)
     rows = src.stream(s_session, f"SELECT {', '.join(columns)} FROM {table.name}", batch=batch)
 
     def tapped() -> Iterator[Sequence[Any]]:
         source = iter(rows)
-        while chunk := list(islice(source, batch)):
-            digest.add_all(chunk)
-            if convert:
-                yield from map(convert, chunk)
-            else:
-                yield from chunk
+        while chunk := _read_source(src, lambda: list(islice(source, batch))):
+            try:
+                digest.add_all(chunk)
+                converted = list(map(convert, chunk)) if convert else chunk
+            except (ValueError, TypeError, OverflowError):
+                raise _undecodable(src, table, columns, families, chunk) from None
+            yield from converted
             if progress:
                 progress(table.name, digest.count, total)
 
@@ -200,6 +204,44 @@ def _copy_table(
     if progress:
         progress(table.name, digest.count, max(total, digest.count))
     return digest
+
+
+def _read_source(src: Adapter, read: Callable[[], T]) -> T:
+    """``read()`` of the source's rows, with the source's driver errors
+    translated by the source: they surface inside the target's transaction,
+    whose boundary would otherwise name the target (a corrupt SQLite source
+    read as "the target is corrupt")."""
+    try:
+        return read()
+    except StorageError:
+        raise
+    except Exception as exc:
+        if not src.is_driver_error(exc):
+            raise
+        raise src.translate_error(exc) from None
+
+
+def _undecodable(
+    src: Adapter, table: Table, columns: list[str], families: list[str], rows: list[Any]
+) -> StorageError:
+    """The source value that cannot be read, named by table, column and row."""
+    key = table.primary_key[0] if table.primary_key else columns[0]
+    for row in rows:
+        for name, family, value in zip(columns, families, row, strict=True):
+            if family != TIMESTAMP or value is None:
+                continue
+            try:
+                src.decode_timestamp(value)
+            except (ValueError, TypeError, OverflowError):
+                row_id = row[columns.index(key)]
+                error = tables.undecodable(table.name, name, "timestamp", row_id, value)
+                return type(error)(
+                    f"in the source {src.where}: {error.message}; nothing was copied",
+                    table=error.table or table.name,
+                    column=name,
+                    row_id=error.row_id,
+                )
+    return StorageError(f"a value of {table.name} in the source {src.where} cannot be read")
 
 
 def _converter(
