@@ -143,7 +143,6 @@ class Database:
         self._q = PORTABLE.compiled_for(adapter)
         #: table name -> its compiled INSERT
         self._inserts = {t.name: adapter.compile(t.insert_sql) for t in CANONICAL}
-        self._tx = adapter.transaction
         self._fetch = adapter.fetch
         self._ts = adapter.decode_timestamp
         self._enc = adapter.encode_timestamp

@@ -11,7 +11,6 @@ a database is opened (:meth:`Queries.compiled_for`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Protocol
 
@@ -41,32 +40,6 @@ RUN = WORKFLOW_RUNS.select_list
 NODE_EXEC = WORKFLOW_NODE_EXECUTIONS.select_list
 
 TERMINAL_STATES = "'completed', 'completed_with_issues', 'failed', 'cancelled', 'poisoned'"
-
-
-#: The library's one lock order: parents before children, one family after
-#: the other. Every operation that locks several tables or rows takes them in
-#: this order (docs/DESIGN.md, "Concurrency model"), so the library's own
-#: operations cannot wait for each other in a cycle. Tables not listed (the
-#: bookkeeping ones, later additions) come after, by name.
-LOCK_ORDER = (
-    "workspaces",
-    "documents",
-    "blocks",
-    "block_search",
-    "block_terms",
-    "canvases",
-    "canvas_nodes",
-    "canvas_edges",
-    "ai_jobs",
-    "workflow_runs",
-    "workflow_node_executions",
-)
-
-
-def lock_order(tables: Iterable[str]) -> list[str]:
-    """``tables`` sorted into :data:`LOCK_ORDER`."""
-    rank = {name: i for i, name in enumerate(LOCK_ORDER)}
-    return sorted(set(tables), key=lambda t: (rank.get(t, len(rank)), t))
 
 
 def placeholders(n: int) -> str:

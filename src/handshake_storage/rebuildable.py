@@ -121,15 +121,6 @@ def _rebuild_steps(
     progress: Callable[[str], None] | None,
 ) -> None:
     recreated = {o.name for o in plan if o.kind == "derived"}
-    # Every table the rebuild drops objects of, exclusively, and every table
-    # a derived one is computed from, against writes: all up front, in the
-    # library's lock order, so a rebuild never holds one while waiting for a
-    # writer that waits for it (it deadlocked with writers and searches).
-    adapter.lock_tables(
-        session,
-        exclusive=[o.table for o in plan],
-        shared=[t for o in plan for t in o.derived_from],
-    )
     for obj in plan:
         if progress:
             progress(f"rebuilding {obj.kind} {obj.name}")

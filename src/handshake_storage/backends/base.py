@@ -743,16 +743,6 @@ class Adapter(ABC):
         self, session: Session, sql: str, params: Sequence[Any] = (), batch: int = 2000
     ) -> Iterator[Sequence[Any]]: ...
 
-    def lock_tables(
-        self, session: Session, exclusive: Sequence[str], shared: Sequence[str]
-    ) -> None:
-        """Lock whole tables for the rest of the transaction, ``exclusive``
-        ones against every other use and ``shared`` ones against writes, in
-        the library's lock order (:data:`handshake_storage.queries.LOCK_ORDER`).
-        The default does nothing: SQLite's write transaction already holds
-        the one database-wide write lock."""
-        return None
-
     @contextlib.contextmanager
     def bulk_load(self, session: Session, tables: Sequence[str]) -> Iterator[None]:
         """Around filling the new, empty ``tables`` with many rows inside one

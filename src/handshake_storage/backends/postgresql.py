@@ -24,7 +24,6 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 
 from ..errors import BackendUnavailableError, ConflictError, ValidationError
-from ..queries import lock_order
 from ..schema import (
     BOOLEAN,
     FLOAT,
@@ -453,14 +452,6 @@ class PostgreSQLAdapter(Adapter):
         if row is None or row[0] is None:
             return None
         return (row[0], "valid" if row[1] else "invalid")
-
-    def lock_tables(
-        self, session: Session, exclusive: Sequence[str], shared: Sequence[str]
-    ) -> None:
-        strongest = {name: "SHARE" for name in shared}
-        strongest.update({name: "ACCESS EXCLUSIVE" for name in exclusive})
-        for name in lock_order(strongest):
-            session.execute(f"LOCK TABLE {_quote(name)} IN {strongest[name]} MODE")
 
     @contextmanager
     def bulk_load(self, session: Session, tables: Sequence[str]) -> Iterator[None]:
