@@ -207,18 +207,12 @@ def _copy_table(
 
 
 def _read_source(src: Adapter, read: Callable[[], T]) -> T:
-    """``read()`` of the source's rows, with the source's driver errors
-    translated by the source: they surface inside the target's transaction,
-    whose boundary would otherwise name the target (a corrupt SQLite source
-    read as "the target is corrupt")."""
-    try:
+    """``read()`` of the source's rows, inside the source's error boundary:
+    they are read inside the target's transaction, whose boundary would
+    otherwise name the target (a corrupt SQLite source read as "the target
+    is corrupt")."""
+    with src.errors():
         return read()
-    except StorageError:
-        raise
-    except Exception as exc:
-        if not src.is_driver_error(exc):
-            raise
-        raise src.translate_error(exc) from None
 
 
 def _undecodable(
