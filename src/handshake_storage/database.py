@@ -176,6 +176,11 @@ class Database:
         """Round-trip to the database; raises BackendUnavailableError if unreachable."""
         self._fetch(self._q.ping, (), True)
 
+    def exists(self) -> bool:
+        """Whether the database exists; checking never creates a SQLite file."""
+        self._check_open()
+        return self._adapter.exists()
+
     def describe(self) -> dict[str, str]:
         """Backend facts (version, file or server) for diagnostics; no secrets."""
         self._check_open()

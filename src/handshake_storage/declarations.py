@@ -46,6 +46,11 @@ class Migration:
     def name(self) -> str:
         return f"{self.version:04d}_{self.description}"
 
+    @property
+    def down_checksum(self) -> str:
+        """SHA-256 of the normalized ``.down.sql`` (shown by a rollback plan)."""
+        return sqlscript.checksum(self.down_sql)
+
 
 def load_migrations(directory: Path | None = None) -> list[Migration]:
     """The migrations shipped with the package (or those in ``directory``)."""
@@ -205,3 +210,13 @@ def declare(
                 version=m.version,
                 columns=(fulltext,),
             )
+
+
+def dropped_tables(sql: str) -> list[str]:
+    """The tables a script drops, in order (a rollback's ``.down.sql``)."""
+    found = []
+    for statement in sqlscript.split(sql):
+        match = _DROP.match(statement.text)
+        if match and match.group(1).upper() == "TABLE":
+            found.append(match.group(2))
+    return found

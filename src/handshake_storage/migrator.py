@@ -76,6 +76,20 @@ class MigrationState:
 
 
 @dataclass(frozen=True)
+class LogEntry:
+    """One row of ``schema_migration_log``: an apply ("up"), a rollback
+    ("down") or an accepted checksum change, with its reason."""
+
+    id: str
+    at: datetime
+    version: int
+    action: str  # "up" | "down" | "accept-checksum"
+    checksum: str | None
+    previous_checksum: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
 class PlanStep:
     direction: str  # "up" | "down"
     migration: Migration
@@ -83,6 +97,16 @@ class PlanStep:
     @property
     def sql(self) -> str:
         return self.migration.up_sql if self.direction == "up" else self.migration.down_sql
+
+    @property
+    def file_name(self) -> str:
+        return self.migration.name + (".sql" if self.direction == "up" else ".down.sql")
+
+    @property
+    def checksum(self) -> str:
+        """The checksum of the file this step runs (up or down)."""
+        m = self.migration
+        return m.checksum if self.direction == "up" else m.down_checksum
 
 
 @dataclass(frozen=True)
@@ -93,6 +117,8 @@ class Plan:
 
 
 Progress = Callable[[str, Migration, float | None], None]
+#: Called under the migration lock with the plan, before anything runs; may raise to stop.
+PlanCheck = Callable[[Session, Plan], None]
 
 
 class Migrator:
@@ -159,6 +185,18 @@ class Migrator:
             )
         return sorted(rows, key=lambda r: r.version)
 
+    def history(self) -> list[LogEntry]:
+        """Every apply, rollback and accepted checksum, oldest first."""
+        with self.adapter.transaction(AUTOCOMMIT) as session:
+            if not self.adapter.has_table(session, LOG_TABLE):
+                return []
+            rows = session.execute(
+                "SELECT id, at, version, action, checksum, previous_checksum, reason "
+                f"FROM {LOG_TABLE} ORDER BY at, version, id"
+            ).fetchall()
+        decode = self.adapter.decode_timestamp
+        return [LogEntry(r[0], decode(r[1]), *r[2:]) for r in rows]
+
     def plan(self, target: int | None = None, *, down: bool = False) -> Plan:
         """What ``migrate``/``rollback`` would run now, without running it (or
         creating a database that does not exist yet)."""
@@ -174,9 +212,14 @@ class Migrator:
         """Apply pending migrations up to ``target`` (default: the latest)."""
         return self._run(target, down=False, progress=progress)
 
-    def rollback(self, target: int, progress: Progress | None = None) -> Plan:
-        """Revert applied migrations above ``target`` (0 reverts everything)."""
-        return self._run(target, down=True, progress=progress)
+    def rollback(
+        self, target: int, progress: Progress | None = None, *, check: PlanCheck | None = None
+    ) -> Plan:
+        """Revert applied migrations above ``target`` (0 reverts everything).
+
+        ``check`` sees the plan under the lock, before anything runs (the CLI
+        uses it to refuse when tables gained rows after the user confirmed)."""
+        return self._run(target, down=True, progress=progress, check=check)
 
     def accept_checksum(self, version: int, reason: str) -> tuple[str, str]:
         """Record a deliberate edit of an applied migration file.
@@ -218,7 +261,14 @@ class Migrator:
         if self.adapter.pool.closed:
             raise BackendUnavailableError("the database is closed")
 
-    def _run(self, target: int | None, *, down: bool, progress: Progress | None) -> Plan:
+    def _run(
+        self,
+        target: int | None,
+        *,
+        down: bool,
+        progress: Progress | None,
+        check: PlanCheck | None = None,
+    ) -> Plan:
         self._check_open()
         adapter = self.adapter
         _check_target(target, self.latest, down=down)  # before anything is created
@@ -227,6 +277,8 @@ class Migrator:
             plan = self._plan(self.applied_in(session), target, down=down)
             for step in plan.steps:  # all of them before the first runs
                 refuse_transaction_control(step)
+            if check is not None:
+                check(session, plan)
             for step in plan.steps:
                 self._apply(session, step, progress)
             return plan

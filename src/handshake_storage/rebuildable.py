@@ -159,6 +159,14 @@ def _parents_first(snapshot: SchemaSnapshot, names: tuple[str, ...]) -> list[str
     return ordered
 
 
+@dataclass(frozen=True)
+class Listed:
+    """An object of the database's version and whether the database has it."""
+
+    obj: RebuildableObject
+    present: bool
+
+
 class Indexes:
     """``db.indexes``: the rebuildable objects (indexes and derived tables)
     of one database, at its current schema version."""
@@ -170,6 +178,23 @@ class Indexes:
     def declared(self) -> list[RebuildableObject]:
         """What the migrations applied to this database declare rebuildable."""
         return registry(self._current_version())
+
+    def listing(self) -> tuple[int, list[Listed]]:
+        """The database's version and its rebuildable objects, each present
+        or missing (read only; an unmigrated database has none)."""
+        version = self._current_version()
+        adapter = self.adapter
+        with adapter.transaction(SNAPSHOT) as session:
+            snapshot = adapter.introspect(session)
+            listed = []
+            for o in registry(version):
+                if o.kind == "fulltext":
+                    present = adapter.fulltext_fingerprint(session, o.table) is not None
+                else:
+                    live = snapshot.indexes if o.kind == "index" else snapshot.tables
+                    present = o.name in live
+                listed.append(Listed(o, present))
+        return version, listed
 
     def rebuild(
         self, names: list[str] | None = None, progress: Callable[[str], None] | None = None
@@ -272,10 +297,16 @@ def _describe(obj: RebuildableObject, old: object, new: object) -> str:
         return f"{old!r}" if old == new else f"was {old!r}, after the rebuild {new!r}"
     if obj.kind == "derived":
         if old == new:
-            return f"{new!r} before and after the rebuild"
-        return f"before {old!r}, after the rebuild {new!r}"
+            return f"{_rows(new)}, identical after the rebuild"
+        return f"before the rebuild {_rows(old)}, after it {_rows(new)}"
     if old is None:
         return "missing from the database; a rebuild creates it"
     if old == new:
         return f"on {obj.source}, identical after the rebuild"
     return f"was {old}, the migration declares {new}"
+
+
+def _rows(digest: object) -> str:
+    if not isinstance(digest, TableDigest):
+        return "no table"
+    return f"{digest.count:,} rows (digest {digest.hexdigest[:16]})"

@@ -41,6 +41,7 @@ def check_options(opts: Options) -> None:
     ):
         raise ValidationError("statement_timeout must be positive")
     check.boolean(opts.read_only, "read_only")
+    check.boolean(opts.create, "create")
     if check.text(opts.synchronous, "synchronous").lower() not in SYNCHRONOUS_LEVELS:
         raise ValidationError(
             f"synchronous must be one of {list(SYNCHRONOUS_LEVELS)}, not {opts.synchronous!r}"

@@ -74,6 +74,7 @@ class Options:
     statement_timeout: float | None = None  # PostgreSQL: per-statement limit
     lock_timeout: float = 300.0  # seconds a migrator waits for another
     read_only: bool = False
+    create: bool = True  # SQLite: False refuses a missing file instead of creating it
     synchronous: str = "full"  # SQLite: "full" survives power loss; "normal" is faster
     retry_attempts: int = 10  # runs of a transaction that keeps hitting conflicts, in all
 

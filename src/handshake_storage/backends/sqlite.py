@@ -132,9 +132,9 @@ class SQLiteAdapter(Adapter):
             raise BackendUnavailableError(
                 f"cannot open SQLite database {path}: directory {parent} does not exist"
             )
+        if (self.options.read_only or not self.options.create) and not path.exists():
+            raise BackendUnavailableError(f"cannot open SQLite database {path}: no such file")
         if self.options.read_only:
-            if not path.exists():
-                raise BackendUnavailableError(f"cannot open SQLite database {path}: no such file")
             target = f"file:{quote(str(path.absolute()))}?mode=ro"
         else:
             target = str(path)

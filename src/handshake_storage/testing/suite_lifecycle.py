@@ -65,6 +65,7 @@ class LifecycleTests:
         assert db.url in repr(db)
         info = db.describe()
         assert info and all(isinstance(k, str) and isinstance(v, str) for k, v in info.items())
+        assert db.exists() is True  # a migrated database is there
 
     def test_migrations_and_indexes_through_the_facade(self, db: Database) -> None:
         latest = db.migrations.latest
@@ -109,6 +110,7 @@ class LifecycleTests:
         calls: dict[str, Callable[[], Any]] = {
             "ping": lambda: db.ping(),
             "describe": lambda: db.describe(),
+            "exists": lambda: db.exists(),
             "schema": lambda: db.schema(),
             "run_migrations": lambda: db.run_migrations(),
             "rollback_migrations": lambda: db.rollback_migrations(0),
