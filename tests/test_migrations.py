@@ -38,6 +38,14 @@ CREATED_BY = {
     2: {"ai_jobs", "workflow_runs", "workflow_node_executions"},
     3: {"block_terms"},
     4: {"block_search"},
+    5: {
+        "sync_replica",
+        "sync_counters",
+        "sync_changes",
+        "sync_peers",
+        "sync_pruned",
+        "sync_conflicts",
+    },
 }
 DROPPED_BY = {4: {"block_terms"}}
 

@@ -28,6 +28,7 @@ from handshake_storage import (
     WriteContext,
     open_database,
 )
+from handshake_storage.ledger import SYNC_TABLES
 from handshake_storage.migrator import BOOKKEEPING_TABLES, load_migrations
 from handshake_storage.models import WriteActorKind
 from handshake_storage.schema import BOOLEAN, FLOAT, INTEGER, TEXT, TIMESTAMP, SchemaSnapshot
@@ -103,6 +104,7 @@ def test_sqlite_and_postgresql_schemas_are_equivalent(both):
         "workflow_node_executions",
         "block_search",
         *BOOKKEEPING_TABLES,
+        *SYNC_TABLES,
     }
     assert len(a.indexes) >= len(CONTENT_TABLES)
     families = {c.family for t in a.tables.values() for c in t.columns}
@@ -151,7 +153,7 @@ def test_every_content_table_carries_the_traceability_columns(schema, table):
 
 def test_no_other_table_has_traceability_columns(schema):
     for name, table in schema.tables.items():
-        if name not in CONTENT_TABLES:
+        if name not in CONTENT_TABLES and name != "sync_changes":  # the ledger records provenance
             assert not {c.name for c in table.columns} & set(TRACEABILITY), name
 
 
@@ -205,6 +207,11 @@ def test_primary_keys(schema):
         expected = {
             "block_search": ("block_id", "chunk"),
             "schema_migrations": ("version",),
+            "sync_replica": ("slot",),
+            "sync_counters": ("origin_id", "scope"),
+            "sync_changes": ("origin_id", "scope", "seq"),
+            "sync_peers": ("peer_id", "origin_id", "scope"),
+            "sync_pruned": ("origin_id", "scope"),
         }.get(name, ("id",))
         assert table.primary_key == expected, name
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__
+from . import __version__, cli_sync
 from .console import (
     PhaseDisplay,
     emit,
@@ -712,3 +712,7 @@ def completion(ctx: click.Context, shell: str) -> None:
     prog = root.info_name or "handshake-storage"
     var = "_" + prog.replace("-", "_").upper() + "_COMPLETE"
     click.echo(cls(root.command, {}, prog, var).source())
+
+
+# The sync commands (sync, conflicts, ledger).
+cli_sync.register(main, fail=fail, pass_context=pass_context, reported=reported)

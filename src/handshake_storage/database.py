@@ -29,7 +29,15 @@ from . import encoding, search
 from . import validation as check
 from .backends import Options, create_adapter
 from .backends.base import AUTOCOMMIT, SNAPSHOT, WRITE, Adapter, Mode, Session
-from .errors import BackendUnavailableError, NotFoundError, ValidationError
+from .digest import TableDigest
+from .enums import WriteActorKind
+from .errors import (
+    BackendUnavailableError,
+    ConflictError,
+    NotFoundError,
+    StorageError,
+    ValidationError,
+)
 from .guard import DefaultStorageGuard, MutationMetadata, StorageGuard, WriteContext, authorize
 from .inputs import (
     BLOCK_DOCUMENT,
@@ -51,6 +59,16 @@ from .inputs import (
     replacement_blocks,
     sequence_of,
     workspace_row,
+)
+from .ledger import (
+    GLOBAL_SCOPE,
+    ChangeSet,
+    Ledger,
+    LedgerRecorder,
+    change_from_row,
+    put,
+    reidentify,
+    removed,
 )
 from .migrator import MigrationState, Migrator, Plan
 from .models import (
@@ -83,6 +101,14 @@ from .queries import PORTABLE, placeholders
 from .rebuildable import Indexes
 from .record import Record
 from .schema import SchemaSnapshot
+from .sync import exchange
+from .sync.conflicts import KINDS as CONFLICT_KINDS
+from .sync.conflicts import Conflict, conflict_from_row
+from .sync.conflicts import restore as restore_conflict
+from .sync.exchange import ImportReport, Vector
+from .sync.merge import SYNCED_TABLES, WORKSPACE_FILTERS, Merger
+from .sync.prune import LedgerPruneReport
+from .sync.prune import prune as prune_ledger
 from .tables import (
     AI_JOBS,
     BLOCKS,
@@ -91,6 +117,7 @@ from .tables import (
     CANVAS_NODES,
     CANVASES,
     DOCUMENTS,
+    STAMP,
     WORKFLOW_NODE_EXECUTIONS,
     WORKFLOW_RUNS,
     WORKSPACES,
@@ -104,6 +131,14 @@ T = TypeVar("T")
 
 #: Ids per statement when deleting or measuring many rows at once.
 _ID_BATCH = 500
+
+_GLOBAL = GLOBAL_SCOPE
+#: What touching a parent (replace_blocks, update_canvas_graph) writes on it.
+_TOUCH_COLUMNS = ("id", *STAMP[1:])
+_BLOCK_UPDATABLE = ("kind", "sequence", "raw_content", "display_content", "derived_content")
+
+#: What a delete saw before deleting: (scope, deleted key groups, generation).
+_Found = tuple[str, list[dict[str, Any]], str | None] | None
 
 
 def open_database(
@@ -139,11 +174,15 @@ class Database:
         self._adapter = adapter
         self._guard: StorageGuard = guard if guard is not None else DefaultStorageGuard()
         #: receives every write inside its transaction (writes.py: the ledger's hook)
-        self._recorder = recorder
         self._q = PORTABLE.compiled_for(adapter)
+        #: the change ledger; its recorder appends each write's change set
+        self._ledger = Ledger(adapter, self._q)
+        self._recorder = LedgerRecorder(self._ledger) if recorder is NO_RECORDER else recorder
+        self._column_families: dict[str, dict[str, str]] | None = None
         #: table name -> its compiled INSERT
         self._inserts = {t.name: adapter.compile(t.insert_sql) for t in CANONICAL}
         self._fetch = adapter.fetch
+        self._tx = adapter.transaction
         self._ts = adapter.decode_timestamp
         self._enc = adapter.encode_timestamp
 
@@ -213,11 +252,19 @@ class Database:
     def run_migrations(self, target: int | None = None) -> Plan:
         """Apply pending migrations up to ``target`` (default: all). Safe to call
         from several processes at once; returns what was applied."""
-        return self.migrations.migrate(target)
+        plan = self.migrations.migrate(target)
+        self._column_families = None
+        with self._tx(WRITE) as s:
+            self._ledger.ensure_replica(s)
+        return plan
 
     def rollback_migrations(self, target: int) -> Plan:
         """Revert applied migrations above ``target``; returns what was reverted."""
-        return self.migrations.rollback(check.non_negative_integer(target, "target"))
+        try:
+            return self.migrations.rollback(check.non_negative_integer(target, "target"))
+        finally:
+            self._ledger.reset()
+            self._column_families = None
 
     def migration_status(self) -> list[MigrationState]:
         """Every known or applied migration with its state and checksum."""
@@ -248,6 +295,7 @@ class Database:
         def attempt(s: Session) -> T:
             write.session, write.adapter = s, adapter
             write.written, write.deleted, write.cleared = [], [], []
+            write.change, write.coalesce = None, False
             result = work(write)
             if write.written or write.deleted or write.cleared:
                 recorder.record(s, write)
@@ -279,22 +327,43 @@ class Database:
 
         def work(w: Write) -> Any:
             w.insert(table, self._inserts[table.name], row)
+            key = row[table.at["id"]]
+            if table is WORKSPACES:
+                scope = key
+            elif "workspace_id" in table.at:
+                scope = row[table.at["workspace_id"]]
+            else:
+                scope = _GLOBAL
+            w.change = (scope, (table.name, key), {"put": [put(table.name, table.names, [row])]})
 
         with inserting(table, row):
             self._transaction(w, work, AUTOCOMMIT)
         return record._from_row(row, self._ts)
 
     def _update(
-        self, write: Write, table: Table, sql: str, params: tuple[Any, ...], key: Any
+        self,
+        write: Write,
+        table: Table,
+        sql: str,
+        params: tuple[Any, ...],
+        key: Any,
+        columns: Sequence[str],
     ) -> Any:
-        """Run one UPDATE ... RETURNING; the row as now stored, or NotFoundError."""
+        """Run one UPDATE ... RETURNING of a job or workflow row; the row as now
+        stored, or NotFoundError. Its change set carries the ``columns`` it
+        wrote and the version it overwrote (``prev``); heartbeats coalesce."""
         w = write
 
         def work(w: Write) -> Any:
+            prev = self._ledger.latest_event(w.session, table.name, key)
             row = w.session.execute(sql, params).fetchone()
             if row is None:
                 raise NotFoundError(f"{table.what} {key} does not exist")
             w.wrote(table, row)
+            written = ["id", *columns, "updated_at"]
+            image = put(table.name, written, [[row[table.at[c]] for c in written]])
+            w.change = (_GLOBAL, (table.name, key), {"put": [image], "prev": prev})
+            w.coalesce = w.operation == "heartbeat_workflow"
             return row
 
         row = self._transaction(w, work, AUTOCOMMIT)
@@ -313,19 +382,321 @@ class Database:
         then checked again under that lock, for rows a concurrent replacement
         of the parent deletes and re-inserts (blocks)."""
         w = self._write(operation, ctx, key)
+        seen = {
+            "workspaces": self._seen_workspace,
+            "documents": self._seen_document,
+            "blocks": self._seen_block,
+            "canvases": self._seen_canvas,
+        }[table.name]
+
+        def logged_delete(w: Write) -> bool:
+            # the change set records every key it removes, as the deleter saw it
+            found = seen(w.session, key) if self._logged(w.session) else None
+            if not w.delete(table, sql, key):
+                return False
+            if found is not None:
+                scope, groups, base = found
+                payload: dict[str, Any] = {"delete": [g for g in groups if g["rows"]]}
+                if base is not None:
+                    payload["base"] = base
+                w.change = (scope, (table.name, key), payload)
+            return True
 
         def work(w: Write) -> bool:
-            return w.delete(table, sql, key)
+            return logged_delete(w)
 
         def again(w: Write) -> bool:
-            return w.session.execute(relock, (key,)).fetchone() is not None and w.delete(
-                table, sql, key
-            )
+            return w.session.execute(relock, (key,)).fetchone() is not None and logged_delete(w)
 
         if not self._transaction(w, work, AUTOCOMMIT) and (
             relock is None or not self._transaction(w, again)
         ):
             raise NotFoundError(f"{table.what} {key!r} does not exist")
+
+    def _seen_workspace(self, s: Any, key: str) -> _Found:
+        q = self._q
+        r = s.execute(q.get_workspace, (key,)).fetchone()
+        if r is None:
+            return None
+        groups = [removed("workspaces", [(key, r[-1])])]
+        groups += self._seen_children(s, key)
+        return key, groups, None
+
+    def _seen_children(self, s: Any, workspace_id: str) -> list[dict[str, Any]]:
+        q = self._q
+        return [
+            removed("documents", s.execute(q.ledger_workspace_documents, (workspace_id,))),
+            removed("blocks", s.execute(q.ledger_workspace_blocks, (workspace_id,))),
+            removed("canvases", s.execute(q.ledger_workspace_canvases, (workspace_id,))),
+            removed("canvas_nodes", s.execute(q.ledger_workspace_nodes, (workspace_id,))),
+            removed("canvas_edges", s.execute(q.ledger_workspace_edges, (workspace_id,))),
+        ]
+
+    def _seen_document(self, s: Any, key: str) -> _Found:
+        q = self._q
+        r = s.execute(q.ledger_document, (key,)).fetchone()
+        if r is None:
+            return None
+        blocks = s.execute(q.ledger_document_blocks, (key,)).fetchall()
+        return r[0], [removed("documents", [(key, r[1])]), removed("blocks", blocks)], None
+
+    def _seen_block(self, s: Any, key: str) -> _Found:
+        r = s.execute(self._q.ledger_block, (key,)).fetchone()
+        if r is None:
+            return None
+        return r[2], [removed("blocks", [(r[0], r[1])])], r[3]
+
+    def _seen_canvas(self, s: Any, key: str) -> _Found:
+        q = self._q
+        r = s.execute(q.ledger_canvas, (key,)).fetchone()
+        if r is None:
+            return None
+        nodes = s.execute(q.ledger_canvas_nodes, (key,)).fetchall()
+        edges = s.execute(q.ledger_canvas_edges, (key,)).fetchall()
+        groups = [removed("canvases", [(key, r[1])])]
+        return r[0], [*groups, removed("canvas_nodes", nodes), removed("canvas_edges", edges)], None
+
+    # -- the change ledger -------------------------------------------------------
+
+    @property
+    def replica_id(self) -> str:
+        """This database's sync replica id (made when it was first migrated)."""
+        exchange.identify(self._adapter, self._ledger)
+        with self._tx(SNAPSHOT) as s:
+            replica = self._ledger.replica_id(s, create=False)
+        if replica is None:
+            raise StorageError(
+                f"{self.url} has no change ledger: run its migrations first "
+                "(handshake-storage migrate)"
+            )
+        return replica
+
+    def reidentify(self) -> str:
+        """Give this database a new replica id, as ``copy`` does for its target:
+        for a file that was cloned outside the library (``cp``), which would
+        otherwise sync as the same replica as its original. Returns the id."""
+        with self._tx(WRITE) as s:
+            replica = reidentify(self._adapter, s)
+        self._ledger.reset()
+        if replica is None:
+            raise StorageError(f"{self.url} has no change ledger: run its migrations first")
+        return replica
+
+    def changes(
+        self,
+        *,
+        workspace_id: str | None = None,
+        job_id: UUID | None = None,
+        actor_id: str | None = None,
+        actor_kind: WriteActorKind | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[ChangeSet]:
+        """Change sets of the ledger, oldest stamp first, filtered by workspace,
+        AI job, actor and write time (``since`` inclusive, ``until`` exclusive).
+        ``changes(job_id=J)`` answers "what did AI job J change?"."""
+        where: list[str] = []
+        params: list[Any] = []
+        if workspace_id is not None:
+            where.append("scope = ?")
+            params.append(check.identifier(workspace_id, "workspace_id"))
+        if job_id is not None:
+            where.append("job_id = ?")
+            params.append(str(check.uuid(job_id, "job_id")))
+        if actor_id is not None:
+            where.append("actor_id = ?")
+            params.append(check.text(actor_id, "actor_id"))
+        if actor_kind is not None:
+            where.append("actor_kind = ?")
+            params.append(check.enum(WriteActorKind, actor_kind, "actor_kind").value)
+        if since is not None:
+            where.append("written_at >= ?")
+            params.append(self._enc(check.timestamp(since, "since")))
+        if until is not None:
+            where.append("written_at < ?")
+            params.append(self._enc(check.timestamp(until, "until")))
+        limit = check.integer(limit, "limit")
+        if not 1 <= limit <= 1_000_000:
+            raise ValidationError("limit must be between 1 and 1000000")
+        sql = PORTABLE.changes + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY hlc{C}, scope{C} LIMIT ?"
+        with self._tx(SNAPSHOT) as s:
+            if self._ledger.replica_id(s, create=False) is None:
+                return []
+            rows = s.execute(self._adapter.compile(sql), (*params, limit)).fetchall()
+        return [change_from_row(r, self._ts) for r in rows]
+
+    # -- sync: export, import, conflicts ------------------------------------------
+
+    def sync_vector(self, workspaces: Sequence[str] | None = None) -> Vector:
+        """What this replica has applied: scope (workspace id, ``""`` for AI
+        jobs and workflows) -> origin replica id -> highest sequence number."""
+        return exchange.vector(self._adapter, self._q, self._ledger, _scopes(workspaces))
+
+    def export_changes(
+        self,
+        since: Vector | None = None,
+        *,
+        workspaces: Sequence[str] | None = None,
+        limit: int = 500,
+    ) -> dict[str, Any]:
+        """A batch (JSON-serializable, format in ``handshake_storage.sync.batch``)
+        of at most ``limit`` change sets that a replica at vector ``since``
+        has not applied, in causal order. ``workspaces`` limits it to those
+        workspaces (AI jobs and workflows always travel)."""
+        since = _vector(since)
+        limit = exchange.check_limit(limit)
+        return exchange.export(
+            self._adapter, self._q, self._ledger, since, _scopes(workspaces), limit
+        )
+
+    def import_changes(self, batch: Any) -> ImportReport:
+        """Apply a batch from ``export_changes`` atomically: each change set not
+        yet applied goes through the conflict rules and the guard, keeps its
+        provenance and is appended to this ledger. Applying twice is a no-op."""
+        return exchange.import_batch(self._adapter, self._q, self._ledger, self._merger, batch)
+
+    def _merger(self, s: Any) -> Merger:
+        return Merger(
+            self._adapter,
+            s,
+            functools.partial(authorize, self._guard),
+            self._families(s),
+            self._reindex_block,
+            self._fill_blocks,
+        )
+
+    def _reindex_block(self, s: Any, key: str, document_id: str, raw: str) -> None:
+        """The search rows of one block written by a merge, made anew."""
+        s.execute(self._q.delete_search_rows, (key,))
+        rows = search.index_rows(key, raw)
+        if rows:
+            s.executemany(
+                self._q.insert_search_rows_for_document, [(*x, document_id) for x in rows]
+            )
+
+    def _fill_blocks(self, s: Any, workspace_id: str, rows: list[Sequence[Any]]) -> None:
+        """Insert a document's new blocks (BLOCKS.names order) with their search rows."""
+        if not rows:
+            return
+        q, insert = self._q, self._adapter.insert_rows
+        insert(s, BLOCKS.name, BLOCKS.names, q.insert_block, rows)
+        key, raw = BLOCKS.at["id"], BLOCKS.at["raw_content"]
+        found = [(*x, workspace_id) for r in rows for x in search.index_rows(r[key], r[raw])]
+        if found:
+            insert(s, "block_search", search.COLUMNS, q.insert_search_row, found)
+
+    def _logged(self, s: Any, create: bool = True) -> bool:
+        """Whether this database keeps a change ledger (migrated far enough);
+        ``create=False`` in read-only transactions."""
+        return self._ledger.replica_id(s, create=create) is not None
+
+    def _families(self, s: Any) -> dict[str, dict[str, str]]:
+        """Column type families per table, from the live schema (cached)."""
+        families = self._column_families
+        if families is None:
+            schema = self._adapter.introspect(s)
+            families = self._column_families = {
+                name: {c.name: c.family for c in table.columns}
+                for name, table in schema.tables.items()
+            }
+        return families
+
+    def conflicts(
+        self,
+        *,
+        workspace_id: str | None = None,
+        kind: str | None = None,
+        include_restored: bool = True,
+        limit: int = 1000,
+    ) -> list[Conflict]:
+        """The conflict log: every change that lost a merge here, oldest first."""
+        where, params = [], []
+        if workspace_id is not None:
+            where.append("scope = ?")
+            params.append(check.identifier(workspace_id, "workspace_id"))
+        if kind is not None:
+            if kind not in CONFLICT_KINDS:
+                raise ValidationError(f"kind must be one of {', '.join(CONFLICT_KINDS)}")
+            where.append("kind = ?")
+            params.append(kind)
+        if not check.boolean(include_restored, "include_restored"):
+            where.append("restored_at IS NULL")
+        limit = exchange.check_limit(limit)
+        sql = PORTABLE.conflicts + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY detected_at, id{C} LIMIT ?"
+        with self._tx(SNAPSHOT) as s:
+            if not self._logged(s, create=False):
+                return []
+            rows = s.execute(self._adapter.compile(sql), (*params, limit)).fetchall()
+        return [conflict_from_row(r, self._ts) for r in rows]
+
+    def get_conflict(self, conflict_id: str) -> Conflict:
+        """One entry of the conflict log; NotFoundError if there is none."""
+        key = check.identifier(conflict_id, "conflict id")
+        with self._tx(SNAPSHOT) as s:
+            logged = self._logged(s, create=False)
+            r = s.execute(self._q.get_conflict, (key,)).fetchone() if logged else None
+        if r is None:
+            raise NotFoundError(f"conflict {key!r} does not exist")
+        return conflict_from_row(r, self._ts)
+
+    def restore_conflict(self, ctx: WriteContext, conflict_id: str) -> Conflict:
+        """Write what lost in this conflict again, as a new edit by ``ctx``,
+        and mark the entry restored. ConflictError if it already was."""
+        conflict = self.get_conflict(conflict_id)
+        if conflict.restored_at is not None:
+            raise ConflictError(f"conflict {conflict.id!r} was already restored")
+        event = restore_conflict(self, ctx, conflict)
+        with self._tx(WRITE) as s:
+            now = self._enc(datetime.now(UTC))
+            if not s.execute(self._q.mark_conflict_restored, (now, event, conflict.id)).rowcount:
+                raise ConflictError(f"conflict {conflict.id!r} was already restored")
+        return self.get_conflict(conflict.id)
+
+    def prune_ledger(self, dry_run: bool = False) -> LedgerPruneReport:
+        """Delete change sets every known peer has applied, keeping the newest
+        one about each live row (see ``handshake_storage.sync.prune``)."""
+        dry_run = check.boolean(dry_run, "dry_run")
+        return prune_ledger(self._adapter, self._q, self._ledger, dry_run)
+
+    def content_digests(
+        self, workspaces: Sequence[str] | None = None
+    ) -> dict[str, tuple[int, str]]:
+        """Row count and digest (the ``copy`` digests) of every table sync
+        replicates, read in one snapshot; limited to some workspaces' content
+        (and all AI jobs and workflows) when ``workspaces`` is given."""
+        scopes = _scopes(workspaces)
+        ids = None if scopes is None else sorted(scopes - {GLOBAL_SCOPE})
+        out: dict[str, tuple[int, str]] = {}
+        with self._tx(SNAPSHOT) as s:
+            schema = self._adapter.introspect(s)
+            for name in sorted(SYNCED_TABLES):
+                table = schema.tables.get(name)
+                if table is None:
+                    continue
+                ordered = sorted(table.columns, key=lambda c: c.name)  # as copy digests
+                columns = ", ".join(c.name for c in ordered)
+                sql, params = f"SELECT {columns} FROM {name}", ()
+                if ids is not None and name in WORKSPACE_FILTERS:
+                    marks = placeholders(len(ids)) if ids else "NULL"
+                    sql += " WHERE " + WORKSPACE_FILTERS[name].replace("{ids}", marks)
+                    params = tuple(ids)
+                digest = TableDigest([c.family for c in ordered], self._ts)
+                digest.add_all(self._adapter.stream(s, sql, params))
+                out[name] = (digest.count, digest.hexdigest)
+        return out
+
+    def record_peer(self, peer_id: str, vector: Vector) -> None:
+        """Remember what peer ``peer_id`` has applied (after a complete sync)."""
+        exchange.record_peer(
+            self._adapter,
+            self._q,
+            self._ledger,
+            check.identifier(peer_id, "peer_id"),
+            _vector(vector),
+        )
 
     # -- the shapes of a read -------------------------------------------------------
 
@@ -409,6 +780,10 @@ class Database:
         def work(w: Write) -> Any:
             w.insert(BLOCKS, self._q.insert_block, row)
             self._index_block(w, values.document_id, indexed)
+            if self._logged(w.session):
+                r = w.session.execute(self._q.ledger_document, (values.document_id,)).fetchone()
+                payload = {"put": [put(BLOCKS.name, BLOCKS.names, [row])], "base": r[1]}
+                w.change = (r[0], ("blocks", values.id), payload)
 
         with inserting(BLOCKS, row):
             self._transaction(w, work)
@@ -438,12 +813,18 @@ class Database:
 
         def work(w: Write) -> Any:
             params = (*changes, *w.stamp[1:], id)
+            # What the ledger needs, read before the write: the version this
+            # edit overwrites (prev), the scope and the generation (base).
+            logged = self._logged(w.session)
+            seen = w.session.execute(self._q.ledger_block, (id,)).fetchone() if logged else None
             r = w.session.execute(self._q.update_block, params).fetchone()
             if r is None:
                 # Missed, or deleted and re-inserted by a replace_blocks that
                 # committed after this statement's snapshot: lock the block's
                 # document (replace_blocks locks it first) and look again.
                 if w.session.execute(self._q.lock_block_document, (id,)).fetchone() is not None:
+                    if logged:
+                        seen = w.session.execute(self._q.ledger_block, (id,)).fetchone()
                     r = w.session.execute(self._q.update_block, params).fetchone()
                 if r is None:
                     raise NotFoundError(f"block {id!r} does not exist")
@@ -451,6 +832,12 @@ class Database:
             if raw is not None:
                 w.session.execute(self._q.delete_search_rows, (id,))
                 self._index_block(w, r[BLOCK_DOCUMENT], indexed)
+            if seen is not None:
+                given = zip(_BLOCK_UPDATABLE, changes, strict=True)
+                written = ["id", *(c for c, v in given if v is not None), *_TOUCH_COLUMNS[1:]]
+                image = put(BLOCKS.name, written, [[r[BLOCKS.at[c]] for c in written]])
+                payload = {"put": [image], "base": seen[3], "prev": seen[1]}
+                w.change = (seen[2], ("blocks", id), payload)
             return r
 
         r = self._transaction(w, work)
@@ -480,13 +867,28 @@ class Database:
             r = w.session.execute(q.touch_document, (*stamp[1:], document_id)).fetchone()
             if r is None:
                 raise NotFoundError(f"document {document_id!r} does not exist")
-            w.clear(BLOCKS, q.delete_document_blocks, document_id)
+            logged = self._logged(w.session)
+            if logged:  # what it supersedes, as its writer saw it
+                gone = w.session.execute(q.delete_document_blocks_returning, (document_id,))
+                gone = gone.fetchall()
+                w.cleared.append((BLOCKS, document_id))
+            else:
+                w.clear(BLOCKS, q.delete_document_blocks, document_id)
             w.insert_many(BLOCKS, q.insert_block, rows)
             if indexed:
                 found = [(*x, r[0]) for x in indexed]
                 self._adapter.insert_rows(
                     w.session, "block_search", search.COLUMNS, q.insert_search_row, found
                 )
+            if logged:
+                payload = {
+                    "put": [
+                        put(DOCUMENTS.name, _TOUCH_COLUMNS, [(document_id, *stamp[1:])]),
+                        put(BLOCKS.name, BLOCKS.names, rows),
+                    ],
+                    "replaced": [removed("blocks", sorted(gone))],
+                }
+                w.change = (r[0], ("documents", document_id), payload)
 
         self._transaction(w, work)
         # The results are records over the rows as stored (decoded when read),
@@ -616,10 +1018,30 @@ class Database:
             if r is None:
                 raise NotFoundError(f"canvas {canvas_id!r} does not exist")
             w.wrote(CANVASES, r)
-            w.clear(CANVAS_EDGES, q.delete_edges, canvas_id)
-            w.clear(CANVAS_NODES, q.delete_nodes, canvas_id)
+            logged = self._logged(w.session)
+            if logged:  # what it supersedes, as its writer saw it
+                gone_edges = w.session.execute(q.delete_edges_returning, (canvas_id,)).fetchall()
+                gone_nodes = w.session.execute(q.delete_nodes_returning, (canvas_id,)).fetchall()
+                w.cleared += [(CANVAS_EDGES, canvas_id), (CANVAS_NODES, canvas_id)]
+            else:
+                w.clear(CANVAS_EDGES, q.delete_edges, canvas_id)
+                w.clear(CANVAS_NODES, q.delete_nodes, canvas_id)
             w.insert_many(CANVAS_NODES, q.insert_node, node_rows)
             w.insert_many(CANVAS_EDGES, q.insert_edge, edge_rows)
+            if logged:
+                payload = {
+                    "put": [
+                        put(CANVASES.name, _TOUCH_COLUMNS, [(canvas_id, *stamp[1:])]),
+                        put(CANVAS_NODES.name, CANVAS_NODES.names, node_rows),
+                        put(CANVAS_EDGES.name, CANVAS_EDGES.names, edge_rows),
+                    ],
+                    "replaced": [
+                        removed("canvas_nodes", sorted(gone_nodes)),
+                        removed("canvas_edges", sorted(gone_edges)),
+                    ],
+                }
+                workspace_id = r[CANVASES.at["workspace_id"]]
+                w.change = (workspace_id, ("canvases", canvas_id), payload)
             return r
 
         r = self._transaction(w, work)
@@ -662,21 +1084,30 @@ class Database:
             self._now(),
             key,
         )
+        optional = ("metrics", "workflow_run_id", "trace_id", "job_outputs")
+        columns = [
+            "status",
+            "status_reason",
+            "error_message",
+            *(c for c, v in zip(optional, params[3:7], strict=True) if v is not None),
+        ]
         w = Write("update_ai_job_status")
-        row = self._update(w, AI_JOBS, self._q.update_ai_job_status, params, key)
+        row = self._update(w, AI_JOBS, self._q.update_ai_job_status, params, key, columns)
         return AiJob._from_row(row, self._ts)
 
     def set_job_outputs(self, job_id: UUID, outputs: Any) -> None:
         """Store the job's outputs (``None`` clears them)."""
         key = str(check.uuid(job_id, "job_id"))
         params = (check.optional_json_text(outputs, "outputs"), self._now(), key)
-        self._update(Write("set_job_outputs"), AI_JOBS, self._q.set_job_outputs, params, key)
+        w = Write("set_job_outputs")
+        self._update(w, AI_JOBS, self._q.set_job_outputs, params, key, ["job_outputs"])
 
     def set_job_pinned(self, job_id: UUID, pinned: bool = True) -> None:
         """Pin a job so retention never removes it (or unpin it)."""
         key = str(check.uuid(job_id, "job_id"))
         params = (check.boolean(pinned, "pinned"), self._now(), key)
-        self._update(Write("set_job_pinned"), AI_JOBS, self._q.set_job_pinned, params, key)
+        w = Write("set_job_pinned")
+        self._update(w, AI_JOBS, self._q.set_job_pinned, params, key, ["is_pinned"])
 
     # -- workflows ------------------------------------------------------------------
 
@@ -707,14 +1138,16 @@ class Database:
         error = check.optional_text(error_message, "error_message")
         params = (state.value, error, self._now(), key)
         w = Write("update_workflow_run_status")
-        row = self._update(w, WORKFLOW_RUNS, self._q.update_run_status, params, key)
+        columns = ["status", "error_message"]
+        row = self._update(w, WORKFLOW_RUNS, self._q.update_run_status, params, key, columns)
         return WorkflowRun._from_row(row, self._ts)
 
     def heartbeat_workflow(self, run_id: UUID, at: datetime) -> None:
         """Record that the run was alive at ``at``."""
         key = str(check.uuid(run_id, "run_id"))
         params = (self._enc(check.timestamp(at, "at")), self._now(), key)
-        self._update(Write("heartbeat_workflow"), WORKFLOW_RUNS, self._q.heartbeat_run, params, key)
+        w = Write("heartbeat_workflow")
+        self._update(w, WORKFLOW_RUNS, self._q.heartbeat_run, params, key, ["last_heartbeat"])
 
     def find_stalled_workflows(self, threshold_secs: float) -> list[WorkflowRun]:
         """Running runs whose last heartbeat is more than ``threshold_secs`` old."""
@@ -747,7 +1180,14 @@ class Database:
         finished = now if state in TERMINAL_JOB_STATES else None
         params = (state.value, payload, error, finished, now, key)
         w = Write("update_workflow_node_execution_status")
-        row = self._update(w, WORKFLOW_NODE_EXECUTIONS, self._q.update_node_exec, params, key)
+        columns = [
+            "status",
+            *(("output_payload",) if payload is not None else ()),
+            "error_message",
+            *(("finished_at",) if finished is not None else ()),
+        ]
+        sql = self._q.update_node_exec
+        row = self._update(w, WORKFLOW_NODE_EXECUTIONS, sql, params, key, columns)
         return WorkflowNodeExecution._from_row(row, self._ts)
 
     def list_workflow_node_executions(self, run_id: UUID) -> list[WorkflowNodeExecution]:
@@ -792,6 +1232,8 @@ class Database:
                 ).fetchall()
                 freed += sum(len(v.encode("utf-8")) for r in sizes for v in r[1:] if v)
                 if not dry_run:
+                    if self._logged(s):
+                        self._record_prune(w, chunk)
                     s.execute(adapter.compile(PORTABLE.delete_ai_jobs.replace("{ids}", ids)), chunk)
                     w.deleted.extend((AI_JOBS, key) for key in chunk)
             return doomed, scanned, spared_pinned, spared_window, freed
@@ -809,6 +1251,27 @@ class Database:
             dry_run=dry_run,
             pruned_job_ids=tuple(UUID(i) for i in doomed),
         )
+
+    def _record_prune(self, w: Write, job_ids: list[str]) -> None:
+        """One change set per pruned chunk: the jobs and what cascades from them."""
+        s, compile = w.session, self._adapter.compile
+        ids = placeholders(len(job_ids))
+        runs = [
+            r[0]
+            for r in s.execute(compile(PORTABLE.ledger_job_runs.replace("{ids}", ids)), job_ids)
+        ]
+        execs: list[str] = []
+        for chunk in chunks(runs, _ID_BATCH):
+            sql = compile(PORTABLE.ledger_run_execs.replace("{ids}", placeholders(len(chunk))))
+            execs += [r[0] for r in s.execute(sql, chunk)]
+        groups = [
+            removed("ai_jobs", [(j, None) for j in job_ids]),
+            removed("workflow_runs", [(r, None) for r in runs]),
+            removed("workflow_node_executions", [(e, None) for e in execs]),
+        ]
+        if w.change is None:
+            w.change = (_GLOBAL, ("ai_jobs", job_ids[0]), {"delete": []})
+        w.change[2]["delete"] += [g for g in groups if g["rows"]]
 
 
 def _prunable(
@@ -843,3 +1306,28 @@ def _search_sql(atoms: int) -> str:
     k, scale = search.AVERAGE, search.SCALE * search.AVERAGE
     score = " + ".join(f"{scale} * m.c{i} / ({k} * m.c{i} + m.n)" for i in range(atoms))
     return PORTABLE.search_page.replace("{counts}", counts).replace("{score}", score)
+
+
+def _scopes(workspaces: Any) -> set[str] | None:
+    """The scopes a workspace-limited sync covers: those workspaces, and the
+    global scope of AI jobs and workflows."""
+    if workspaces is None:
+        return None
+    ids = {check.identifier(w, "workspace id") for w in sequence_of(workspaces, "workspaces")}
+    return ids | {GLOBAL_SCOPE}
+
+
+def _vector(value: Any) -> Vector:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError("a sync vector must be a dict of scope -> origin -> seq")
+    out: Vector = {}
+    for scope, origins in value.items():
+        if not isinstance(scope, str) or not isinstance(origins, dict):
+            raise ValidationError("a sync vector must be a dict of scope -> origin -> seq")
+        for origin, seq in origins.items():
+            if not isinstance(origin, str) or isinstance(seq, bool) or not isinstance(seq, int):
+                raise ValidationError("a sync vector maps origin ids to sequence numbers")
+        out[scope] = dict(origins)
+    return out

@@ -39,6 +39,19 @@ AI_JOB = AI_JOBS.select_list
 RUN = WORKFLOW_RUNS.select_list
 NODE_EXEC = WORKFLOW_NODE_EXECUTIONS.select_list
 
+CHANGE = (
+    "origin_id, scope, seq, pos, hlc, edit_event_id, actor_kind, actor_id, job_id, "
+    "workflow_id, operation, subject_table, subject_id, status, written_at, payload"
+)
+
+CONFLICT = (
+    "id, detected_at, scope, kind, table_name, row_id, loser_event_id, winner_event_id, "
+    "detail, restored_at, restored_event_id"
+)
+
+#: The largest HLC counter within one millisecond; beyond it the wall advances.
+HLC_MAX_COUNTER = 999_999
+
 TERMINAL_STATES = "'completed', 'completed_with_issues', 'failed', 'cancelled', 'poisoned'"
 
 
@@ -197,6 +210,152 @@ class Queries:
         f" UNION ALL SELECT {BLOCKS.qualified('b')}, NULL FROM blocks b WHERE b.id IN ("
         " SELECT s.block_id FROM block_search s"
         " WHERE s.workspace_id = ? AND s.chunk > 0 AND {match})"
+    )
+
+    # the change ledger (ledger.py): the local origin's row of a scope holds
+    # its sequence number, position and clock; ticking it locks it to commit
+    ledger_replica: str = "SELECT replica_id FROM sync_replica"
+    ledger_create_replica: str = (
+        "INSERT INTO sync_replica (slot, replica_id, created_at, copied_from) "
+        "VALUES (1, ?, ?, ?) ON CONFLICT (slot) DO NOTHING"
+    )
+    ledger_forget_replica: str = "DELETE FROM sync_replica"
+    ledger_tick: str = (
+        "UPDATE sync_counters SET seq = seq + 1, pos = pos + 1, "
+        "hlc_counter = CASE WHEN ? > hlc_wall THEN 0 "
+        f"WHEN hlc_counter >= {HLC_MAX_COUNTER} THEN 0 ELSE hlc_counter + 1 END, "
+        "hlc_wall = CASE WHEN ? > hlc_wall THEN ? "
+        f"WHEN hlc_counter >= {HLC_MAX_COUNTER} THEN hlc_wall + 1 ELSE hlc_wall END "
+        "WHERE origin_id = ? AND scope = ? RETURNING seq, pos, hlc_wall, hlc_counter"
+    )
+    # A scope's first local row continues the scope's positions and starts its
+    # clock just above every stamp known in the scope.
+    ledger_open_scope: str = (
+        "INSERT INTO sync_counters (origin_id, scope, seq, pos, hlc_wall, hlc_counter) "
+        "SELECT ?, ?, 0, "
+        "COALESCE((SELECT MAX(pos) FROM sync_changes WHERE scope = ? AND pos > 0), 0), "
+        "COALESCE(MAX(hlc_wall), -1) + 1, 0 FROM sync_counters WHERE scope = ? "
+        "ON CONFLICT (origin_id, scope) DO NOTHING"
+    )
+    ledger_insert: str = f"INSERT INTO sync_changes ({CHANGE}) VALUES ({placeholders(16)})"
+    ledger_latest: str = (
+        "SELECT edit_event_id FROM sync_changes WHERE subject_table = ? AND subject_id = ? "
+        "ORDER BY hlc{C} DESC LIMIT 1"
+    )
+    ledger_coalesce: str = (
+        "DELETE FROM sync_changes WHERE subject_table = ? AND subject_id = ? "
+        "AND origin_id = ? AND operation = ?"
+    )
+    # what a write reads for its change set: the scope and the generation
+    ledger_document: str = "SELECT workspace_id, edit_event_id FROM documents WHERE id = ?"
+    ledger_canvas: str = "SELECT workspace_id, edit_event_id FROM canvases WHERE id = ?"
+    ledger_block: str = (
+        "SELECT b.id, b.edit_event_id, d.workspace_id, d.edit_event_id "
+        "FROM blocks b JOIN documents d ON d.id = b.document_id WHERE b.id = ?"
+    )
+    ledger_workspace_documents: str = (
+        "SELECT id, edit_event_id FROM documents WHERE workspace_id = ? ORDER BY id{C}"
+    )
+    ledger_workspace_canvases: str = (
+        "SELECT id, edit_event_id FROM canvases WHERE workspace_id = ? ORDER BY id{C}"
+    )
+    ledger_workspace_blocks: str = (
+        "SELECT b.id, b.edit_event_id FROM blocks b JOIN documents d ON d.id = b.document_id "
+        "WHERE d.workspace_id = ? ORDER BY b.id{C}"
+    )
+    ledger_workspace_nodes: str = (
+        "SELECT n.id, n.edit_event_id FROM canvas_nodes n JOIN canvases c ON c.id = n.canvas_id "
+        "WHERE c.workspace_id = ? ORDER BY n.id{C}"
+    )
+    ledger_workspace_edges: str = (
+        "SELECT e.id, e.edit_event_id FROM canvas_edges e JOIN canvases c ON c.id = e.canvas_id "
+        "WHERE c.workspace_id = ? ORDER BY e.id{C}"
+    )
+    ledger_document_blocks: str = (
+        "SELECT id, edit_event_id FROM blocks WHERE document_id = ? ORDER BY id{C}"
+    )
+    ledger_canvas_nodes: str = (
+        "SELECT id, edit_event_id FROM canvas_nodes WHERE canvas_id = ? ORDER BY id{C}"
+    )
+    ledger_canvas_edges: str = (
+        "SELECT id, edit_event_id FROM canvas_edges WHERE canvas_id = ? ORDER BY id{C}"
+    )
+    ledger_job_runs: str = "SELECT id FROM workflow_runs WHERE job_id IN ({ids}) ORDER BY id{C}"
+    ledger_run_execs: str = (
+        "SELECT id FROM workflow_node_executions WHERE workflow_run_id IN ({ids}) ORDER BY id{C}"
+    )
+    delete_document_blocks_returning: str = (
+        "DELETE FROM blocks WHERE document_id = ? RETURNING id, edit_event_id"
+    )
+    delete_edges_returning: str = (
+        "DELETE FROM canvas_edges WHERE canvas_id = ? RETURNING id, edit_event_id"
+    )
+    delete_nodes_returning: str = (
+        "DELETE FROM canvas_nodes WHERE canvas_id = ? RETURNING id, edit_event_id"
+    )
+    changes: str = f"SELECT {CHANGE} FROM sync_changes"
+
+    # sync: export, import and the merge rules (sync/)
+    sync_counters: str = "SELECT origin_id, scope, seq FROM sync_counters"
+    sync_pruned: str = "SELECT origin_id, scope, seq FROM sync_pruned"
+    sync_export: str = (
+        f"SELECT {CHANGE} FROM sync_changes WHERE origin_id = ? AND scope = ? AND seq > ? "
+        "ORDER BY seq LIMIT ?"
+    )
+    # An advance is conditional on the mark read at the start: a concurrent
+    # importer that moved it makes the batch retry (rowcount 0).
+    sync_advance: str = (
+        "UPDATE sync_counters SET seq = ? WHERE origin_id = ? AND scope = ? AND seq = ?"
+    )
+    sync_first_mark: str = (
+        "INSERT INTO sync_counters (origin_id, scope, seq, pos, hlc_wall, hlc_counter) "
+        "VALUES (?, ?, ?, 0, 0, 0) ON CONFLICT (origin_id, scope) DO NOTHING"
+    )
+    # Received change sets are inserted with temporary negative positions and
+    # placed after the scope's last position once the batch is complete; the
+    # local clock rises to the highest received stamp.
+    sync_reserve_positions: str = (
+        "UPDATE sync_counters SET pos = pos + ?, "
+        "hlc_counter = CASE WHEN ? > hlc_wall THEN ? "
+        "WHEN ? = hlc_wall AND ? > hlc_counter THEN ? ELSE hlc_counter END, "
+        "hlc_wall = CASE WHEN ? > hlc_wall THEN ? ELSE hlc_wall END "
+        "WHERE origin_id = ? AND scope = ? RETURNING pos"
+    )
+    sync_place_positions: str = "UPDATE sync_changes SET pos = ? - pos WHERE scope = ? AND pos < 0"
+    sync_record_peer: str = (
+        "INSERT INTO sync_peers (peer_id, origin_id, scope, seq, synced_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (peer_id, origin_id, scope) "
+        "DO UPDATE SET seq = excluded.seq, synced_at = excluded.synced_at"
+    )
+    conflicts: str = f"SELECT {CONFLICT} FROM sync_conflicts"
+    get_conflict: str = f"SELECT {CONFLICT} FROM sync_conflicts WHERE id = ?"
+    mark_conflict_restored: str = (
+        "UPDATE sync_conflicts SET restored_at = ?, restored_event_id = ? "
+        "WHERE id = ? AND restored_at IS NULL"
+    )
+    prune_peers: str = "SELECT peer_id, origin_id, scope, seq FROM sync_peers"
+    prune_candidates: str = (
+        "SELECT origin_id, scope, seq, subject_table, subject_id, hlc FROM sync_changes"
+    )
+    prune_delete: str = "DELETE FROM sync_changes WHERE origin_id = ? AND scope = ? AND seq = ?"
+    prune_mark: str = (
+        "INSERT INTO sync_pruned (origin_id, scope, seq) VALUES (?, ?, ?) "
+        "ON CONFLICT (origin_id, scope) DO UPDATE SET seq = excluded.seq "
+        "WHERE excluded.seq > sync_pruned.seq"
+    )
+    merge_stamp_of_event: str = "SELECT hlc FROM sync_changes WHERE edit_event_id = ?"
+    merge_change_by_event: str = (
+        "SELECT origin_id, seq, hlc, operation, actor_kind, actor_id, job_id, workflow_id "
+        "FROM sync_changes WHERE edit_event_id = ?"
+    )
+    merge_subject_changes: str = (
+        "SELECT hlc, edit_event_id, operation, actor_kind, actor_id, job_id, workflow_id, "
+        "payload, origin_id, seq FROM sync_changes "
+        "WHERE subject_table = ? AND subject_id = ? AND status = 'applied'"
+    )
+    merge_log_conflict: str = (
+        "INSERT INTO sync_conflicts (id, detected_at, scope, kind, table_name, row_id, "
+        "loser_event_id, winner_event_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
     def compiled_for(self, compiler: Compiler) -> Queries:

@@ -21,6 +21,7 @@ from .backends import Options, create_adapter
 from .backends.base import SNAPSHOT, WRITE, Adapter, Session
 from .digest import TableDigest
 from .errors import StorageError, ValidationError
+from .ledger import LARGE_ROW_BATCH, reidentify
 from .migrator import (
     BOOKKEEPING_TABLES,
     LOG_TABLE,
@@ -54,6 +55,7 @@ class CopyReport:
     tables: list[TableReport] = field(default_factory=list)
     rebuilt: int = 0
     seconds: float = 0.0
+    replica_id: str | None = None
 
     @property
     def total_rows(self) -> int:
@@ -161,6 +163,8 @@ def _copy(src: Adapter, dst: Adapter, batch: int, progress: Progress | None) -> 
                     )
                 report.tables.append(TableReport(name, actual.count, actual.hexdigest))
             report.rebuilt = rebuilt
+            # The ledger came over whole; the copy is a new replica of it.
+            report.replica_id = reidentify(dst, t_session)
     return report
 
 
@@ -186,6 +190,7 @@ def _copy_table(
         total = _read_source(src, lambda: s_session.execute(count).fetchone()[0])
         progress(table.name, 0, total)
     convert = _converter(src, dst, families)
+    batch = min(batch, LARGE_ROW_BATCH.get(table.name, batch))
     rows = src.stream(s_session, f"SELECT {', '.join(columns)} FROM {table.name}", batch=batch)
 
     def tapped() -> Iterator[Sequence[Any]]:
@@ -200,7 +205,14 @@ def _copy_table(
             if progress:
                 progress(table.name, digest.count, total)
 
-    dst.bulk_insert(t_session, table.name, columns, tapped())
+    if table.name in LARGE_ROW_BATCH:
+        # A backend's bulk insert may buffer thousands of rows; rows this
+        # large go in small groups so memory does not grow with the table.
+        rows_in = iter(tapped())
+        while group := list(islice(rows_in, batch)):
+            dst.bulk_insert(t_session, table.name, columns, group)
+    else:
+        dst.bulk_insert(t_session, table.name, columns, tapped())
     if progress:
         progress(table.name, digest.count, max(total, digest.count))
     return digest
@@ -286,7 +298,8 @@ def _digest(adapter: Adapter, session: Session, table: Table) -> TableDigest:
     family = {c.name: c.family for c in table.columns}
     digest = TableDigest([family[n] for n in columns], adapter.decode_timestamp)
     sql = f"SELECT {', '.join(columns)} FROM {table.name}"
-    return digest.add_all(adapter.stream(session, sql))
+    batch = LARGE_ROW_BATCH.get(table.name, 2000)
+    return digest.add_all(adapter.stream(session, sql, (), batch))
 
 
 def _dependency_order(schema: SchemaSnapshot, exclude: set[str]) -> list[str]:

@@ -47,6 +47,12 @@ class Write:
     written: list[tuple[Table, Sequence[Any]]] = field(default_factory=list)
     deleted: list[tuple[Table, Any]] = field(default_factory=list)
     cleared: list[tuple[Table, Any]] = field(default_factory=list)
+    #: what the change ledger records: (scope, (subject table, subject id),
+    #: payload), set by the write method inside the transaction (ledger.py)
+    change: Any = None
+    #: whether the change set replaces this origin's earlier ones of the same
+    #: operation on the same subject (heartbeats)
+    coalesce: bool = False
 
     def insert(self, table: Table, sql: str, row: tuple[Any, ...]) -> None:
         """Insert one stored row (``sql`` is the table's compiled INSERT)."""

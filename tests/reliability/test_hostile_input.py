@@ -798,6 +798,59 @@ METHODS: dict[str, tuple[Callable[..., Any], st.SearchStrategy[tuple[Any, ...]]]
             )
         ),
     ),
+    # the change ledger and sync: projections that do not depend on the
+    # replica ids and clocks, which differ between the two sides
+    "changes": (
+        lambda s, ws, limit: [c.operation for c in s.db.changes(workspace_id=ws, limit=limit)],
+        st.tuples(st.one_of(st.none(), content_ids), mix(st.integers(1, 50), integers)),
+    ),
+    "sync_vector": (
+        lambda s, wss: len(s.db.sync_vector(wss)),
+        st.tuples(st.one_of(st.none(), st.lists(content_ids, max_size=3), content_ids)),
+    ),
+    "export_changes": (
+        lambda s, limit: len(s.db.export_changes({}, limit=limit)["changes"]),
+        st.tuples(mix(st.integers(1, 50), integers)),
+    ),
+    "import_changes": (
+        lambda s, batch: s.db.import_changes(batch),
+        st.tuples(
+            st.one_of(
+                st.none(),
+                st.text(max_size=20),
+                st.dictionaries(
+                    st.text(max_size=8), st.integers() | st.text(max_size=5), max_size=4
+                ),
+                st.just(
+                    {
+                        "format": "handshake-storage/changes",
+                        "version": 1,
+                        "source": "x",
+                        "changes": [{}],
+                    }
+                ),
+            )
+        ),
+    ),
+    "content_digests": (
+        lambda s, wss: sorted(s.db.content_digests(wss)),
+        st.tuples(st.one_of(st.none(), st.lists(content_ids, max_size=3))),
+    ),
+    "conflicts": (
+        lambda s, kind: len(s.db.conflicts(kind=kind)),
+        st.tuples(st.sampled_from([None, "field", "deleted", "nope", 3])),
+    ),
+    "get_conflict": (lambda s, i: s.db.get_conflict(i), st.tuples(content_ids)),
+    "restore_conflict": (
+        lambda s, i: s.db.restore_conflict(WriteContext.human("fuzz"), i),
+        st.tuples(content_ids),
+    ),
+    "record_peer": (lambda s, peer: s.db.record_peer(peer, {}), st.tuples(content_ids)),
+    "reidentify": (lambda s: len(s.db.reidentify()), st.tuples()),
+    "prune_ledger": (  # a dry run, or refused
+        lambda s, dry: s.db.prune_ledger(dry_run=dry).pruned,
+        st.tuples(st.sampled_from([True, "yes", 1, None])),
+    ),
     "prune_ai_jobs": (  # a dry run, or refused: the world is never pruned
         lambda s, cutoff, keep, dry: s.db.prune_ai_jobs(cutoff, keep, dry),
         st.tuples(

@@ -31,14 +31,23 @@ from .suite_documents import DocumentTests
 from .suite_guard import GuardTests
 from .suite_inputs import InputTests
 from .suite_jobs import JobTests
+from .suite_ledger import LedgerTests
 from .suite_lifecycle import LifecycleTests
 
 #: The per-area modules (after SQLAlchemy's testing/suite/test_*.py).
-AREAS = (LifecycleTests, GuardTests, DocumentTests, CanvasTests, JobTests, InputTests)
+AREAS = (
+    LifecycleTests,
+    GuardTests,
+    DocumentTests,
+    CanvasTests,
+    JobTests,
+    InputTests,
+    LedgerTests,
+)
 
 
 class StorageConformance(
-    LifecycleTests, GuardTests, DocumentTests, CanvasTests, JobTests, InputTests
+    LifecycleTests, GuardTests, DocumentTests, CanvasTests, JobTests, InputTests, LedgerTests
 ):
     """The conformance suite. Subclass it in a test module (``Test...``) and
     provide the ``db`` fixture and a ``database_url`` fixture (or override

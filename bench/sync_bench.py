@@ -1,0 +1,186 @@
+"""Sync benchmark: what the change ledger costs and how fast change sets apply.
+
+    python -m bench.sync_bench [--postgres-url URL] [--repeats 5] [--changes 2000]
+
+1. Writes with the ledger vs the same writes without it: the same API calls
+   on a database migrated to the latest version and on one migrated to the
+   version before the ledger (no ledger tables: the append is skipped),
+   taking turns repeat by repeat; medians and ratios per backend.
+2. Applying N change sets of a mixed workload (creates, updates, block
+   replacements, deletes, jobs) SQLite -> PostgreSQL and PostgreSQL ->
+   SQLite: change sets per second, verified by comparing table digests;
+   peak RSS before and after.
+3. An incremental sync with nothing new between a local SQLite file and a
+   local PostgreSQL: median wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from handshake_storage import (
+    AccessMode,
+    BlockUpdate,
+    JobState,
+    NewAiJob,
+    NewBlock,
+    NewDocument,
+    NewWorkspace,
+    SafetyMode,
+    WriteContext,
+    open_database,
+)
+from handshake_storage.migrator import load_migrations
+from handshake_storage.sync import sync_databases
+
+from .env import Backend, PostgresServer, make_workdir
+
+HUMAN = WriteContext.human("bench")
+LEDGER_VERSION = next(m.version for m in load_migrations() if m.description == "change_ledger")
+
+
+def write_workload(db: Any, n: int = 200) -> None:
+    """Creates, updates and replacements: the write paths the ledger touches."""
+    ws = db.create_workspace(HUMAN, NewWorkspace("bench"))
+    doc = db.create_document(HUMAN, NewDocument(ws.id, "doc"))
+    ids = [db.create_block(HUMAN, NewBlock(doc.id, "p", i, f"word {i} text")).id for i in range(n)]
+    for i, key in enumerate(ids):
+        db.update_block(HUMAN, key, BlockUpdate(raw_content=f"edited {i}"))
+    for r in range(10):
+        db.replace_blocks(
+            HUMAN, doc.id, [NewBlock(doc.id, "p", i, f"gen {r} block {i}") for i in range(50)]
+        )
+
+
+def mixed_workload(db: Any, changes: int) -> None:
+    """About ``changes`` change sets of every kind."""
+    ws = db.create_workspace(HUMAN, NewWorkspace("mixed"))
+    job = db.create_ai_job(
+        NewAiJob(
+            trace_id=uuid.uuid4(),
+            job_kind="k",
+            protocol_id="p",
+            profile_id="p",
+            capability_profile_id="c",
+            access_mode=AccessMode.APPLY_SCOPED,
+            safety_mode=SafetyMode.NORMAL,
+        )
+    )
+    run = db.create_workflow_run(job.id, JobState.RUNNING)
+    ai = WriteContext.ai(job.id, run.id, "model")
+    made = 4
+    while made < changes:
+        doc = db.create_document(HUMAN, NewDocument(ws.id, "d"))
+        blocks = [db.create_block(ai, NewBlock(doc.id, "p", i, f"block {i}")).id for i in range(5)]
+        for key in blocks:
+            db.update_block(HUMAN, key, BlockUpdate(raw_content="updated text"))
+        db.replace_blocks(HUMAN, doc.id, [NewBlock(doc.id, "p", i, f"r {i}") for i in range(5)])
+        db.update_workflow_run_status(run.id, JobState.RUNNING)
+        made += 13
+        if made % 5 == 0:
+            db.delete_document(HUMAN, doc.id)
+            made += 1
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_writes(backend: Backend, repeats: int) -> tuple[float, float]:
+    with_ledger, without = [], []
+    for _ in range(repeats):
+        for into, version in ((with_ledger, None), (without, LEDGER_VERSION - 1)):
+            url = backend.new_url(migrated=False)
+            with open_database(url) as db:
+                db.run_migrations(version)
+                into.append(timed(lambda db=db: write_workload(db)))
+            backend.drop(url)
+    return statistics.median(with_ledger), statistics.median(without)
+
+
+def bench_apply(source: Backend, target: Backend, changes: int) -> tuple[int, float, bool, float]:
+    src_url = source.new_url(migrated=False)
+    with open_database(src_url) as src:
+        src.run_migrations()
+        mixed_workload(src, changes)
+        n = len(src.changes(limit=1_000_000))
+        before = rss_mib()
+        dst_url = target.new_url(migrated=False)
+        with open_database(dst_url) as dst:
+            dst.run_migrations()
+            report = None
+
+            def run() -> None:
+                nonlocal report
+                report = sync_databases(src, dst, direction="push")
+
+            seconds = timed(run)
+            equal = src.content_digests() == dst.content_digests()
+        target.drop(dst_url)
+    source.drop(src_url)
+    return n, seconds, equal, rss_mib() - before
+
+
+def bench_noop(a: Backend, b: Backend, repeats: int) -> float:
+    url_a, url_b = a.new_url(migrated=False), b.new_url(migrated=False)
+    with open_database(url_a) as da, open_database(url_b) as db_:
+        da.run_migrations()
+        db_.run_migrations()
+        mixed_workload(da, 300)
+        sync_databases(da, db_)
+        times = [timed(lambda: sync_databases(da, db_)) for _ in range(repeats)]
+    a.drop(url_a)
+    b.drop(url_b)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postgres-url", default=None)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--changes", type=int, default=2000)
+    args = parser.parse_args()
+    workdir = make_workdir()
+    pg = PostgresServer(args.postgres_url, workdir)
+    sqlite, postgresql = Backend("sqlite", workdir), Backend("postgresql", workdir, pg)
+    try:
+        print("| measurement | value | target |")
+        print("|---|---|---|")
+        for b in (sqlite, postgresql):
+            with_l, without = bench_writes(b, args.repeats)
+            print(
+                f"| {b.name} writes with / without ledger (median of {args.repeats}) | "
+                f"{with_l * 1000:.0f} ms / {without * 1000:.0f} ms = {with_l / without:.2f}x "
+                "| <= 1.15x |"
+            )
+        for src, dst, target in ((sqlite, postgresql, 2000), (postgresql, sqlite, 5000)):
+            n, seconds, equal, grew = bench_apply(src, dst, args.changes)
+            print(
+                f"| apply {n} change sets {src.name} -> {dst.name} | {n / seconds:,.0f}/s "
+                f"({seconds:.2f} s, digests {'equal' if equal else 'DIFFER'}, "
+                f"RSS +{grew:.0f} MiB) | >= {target:,}/s |"
+            )
+        noop = bench_noop(sqlite, postgresql, 20)
+        print(
+            f"| no-op sync sqlite <-> postgresql (median of 20) | {noop * 1000:.1f} ms | < 50 ms |"
+        )
+    finally:
+        sqlite.close()
+        postgresql.close()
+        pg.close()
+
+
+if __name__ == "__main__":
+    main()

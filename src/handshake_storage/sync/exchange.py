@@ -1,0 +1,253 @@
+"""Export and import of change sets: the per-(origin, scope) tracking.
+
+A replica's *vector* maps scope -> origin -> the highest sequence number it
+has applied (``sync_counters``). Export sends what a vector lacks, in the
+order the sender applied it (local positions, causal by induction); import
+applies a batch in one transaction and advances the receiver's marks,
+conditionally, so two importers never both apply a change set.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ..backends.base import SNAPSHOT, WRITE, Adapter, Session
+from ..errors import ConflictError, StorageError, ValidationError
+from ..ledger import Ledger, change_from_row, encode_payload, stamp_parts
+from . import batch as batch_format
+from .merge import Merger
+
+Vector = dict[str, dict[str, int]]
+
+#: Attempts of one import batch that meets a concurrent importer or a
+#: serialization failure before the ConflictError surfaces.
+IMPORT_ATTEMPTS = 8
+
+
+class PrunedError(StorageError):
+    """The peer is behind what this replica has pruned from its ledger."""
+
+
+@dataclass
+class ImportReport:
+    applied: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    conflicts: int = 0
+
+    def add(self, other: ImportReport) -> None:
+        self.applied += other.applied
+        self.rejected += other.rejected
+        self.skipped += other.skipped
+        self.conflicts += other.conflicts
+
+
+def _require(ledger: Ledger, s: Session, adapter: Adapter) -> str:
+    replica = ledger.replica_id(s, create=False)
+    if replica is None:
+        raise StorageError(
+            f"{adapter.url.redacted} has no change ledger: run its migrations first "
+            "(handshake-storage migrate)"
+        )
+    return replica
+
+
+def identify(adapter: Adapter, ledger: Ledger) -> None:
+    """Make sure the replica id exists (and is cached) before a read-only
+    transaction needs it: a database migrated by another tool gets it here."""
+    if ledger.known:
+        return
+    with adapter.transaction(SNAPSHOT) as s:
+        if ledger.replica_id(s, create=False) is not None or ledger.known:
+            return
+    with adapter.transaction(WRITE) as s:
+        ledger.replica_id(s)
+
+
+def read_vector(s: Session, q: Any, scopes: set[str] | None) -> Vector:
+    vector: Vector = defaultdict(dict)
+    for origin, scope, seq in s.execute(q.sync_counters).fetchall():
+        if scopes is None or scope in scopes:
+            vector[scope][origin] = seq
+    return dict(vector)
+
+
+def vector(adapter: Adapter, q: Any, ledger: Ledger, scopes: set[str] | None) -> Vector:
+    identify(adapter, ledger)
+    with adapter.transaction(SNAPSHOT) as s:
+        _require(ledger, s, adapter)
+        return read_vector(s, q, scopes)
+
+
+def export(
+    adapter: Adapter,
+    q: Any,
+    ledger: Ledger,
+    since: Vector,
+    scopes: set[str] | None,
+    limit: int,
+) -> dict[str, Any]:
+    """The batch of at most ``limit`` change sets that ``since`` lacks."""
+    out = []
+    identify(adapter, ledger)
+    with adapter.transaction(SNAPSHOT) as s:
+        replica = _require(ledger, s, adapter)
+        mine = read_vector(s, q, scopes)
+        pruned = {(o, sc): n for o, sc, n in s.execute(q.sync_pruned).fetchall()}
+        decode = adapter.decode_timestamp
+        complete = True
+        for scope in sorted(mine):
+            theirs = since.get(scope, {})
+            streams = []
+            for origin, seq in sorted(mine[scope].items()):
+                have = theirs.get(origin, 0)
+                if seq <= have:
+                    continue
+                if pruned.get((origin, scope), 0) > have:
+                    raise PrunedError(
+                        f"the peer is behind the pruned ledger of {adapter.url.redacted} "
+                        f"(workspace {scope or '(jobs)'}: it has {origin} up to {have}, "
+                        f"pruned up to {pruned[(origin, scope)]}); re-copy the peer "
+                        "from this database (handshake-storage copy)"
+                    )
+                rows = s.execute(q.sync_export, (origin, scope, have, limit - len(out) + 1))
+                streams.append([change_from_row(r, decode) for r in rows.fetchall()])
+            merged = list(heapq.merge(*streams, key=lambda c: c.position))
+            room = limit - len(out)
+            if len(merged) > room:
+                complete = False
+            out += merged[:room]
+            if len(out) >= limit:
+                complete = False  # conservatively: the next batch may be empty
+                break
+    return batch_format.encode(replica, out, complete)
+
+
+def import_batch(
+    adapter: Adapter,
+    q: Any,
+    ledger: Ledger,
+    make_merger: Callable[[Session], Merger],
+    batch: Any,
+) -> ImportReport:
+    """Apply a batch atomically; retried whole when a concurrent importer or
+    a serialization failure gets in the way."""
+    _source, _complete, changes = batch_format.decode(batch)
+    for attempt in range(IMPORT_ATTEMPTS):
+        try:
+            return _import_once(adapter, q, ledger, make_merger, changes)
+        except ConflictError:
+            if attempt == IMPORT_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0, 0.01 * 2**attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _import_once(
+    adapter: Adapter,
+    q: Any,
+    ledger: Ledger,
+    make_merger: Callable[[Session], Merger],
+    changes: Iterable[Any],
+) -> ImportReport:
+    report = ImportReport()
+    enc = adapter.encode_timestamp
+    with adapter.transaction(WRITE) as s:
+        replica = _require(ledger, s, adapter)
+        marks = {(o, sc): n for o, sc, n in s.execute(q.sync_counters).fetchall()}
+        merger = make_merger(s)
+        advanced: dict[tuple[str, str], int] = {}
+        placed: dict[str, int] = defaultdict(int)
+        newest: dict[str, str] = {}
+        for c in changes:
+            key = (c.origin_id, c.scope)
+            if c.seq <= advanced.get(key, marks.get(key, 0)):
+                report.skipped += 1
+                continue
+            status = merger.apply(c)
+            placed[c.scope] += 1
+            s.execute(
+                q.ledger_insert,
+                (
+                    c.origin_id,
+                    c.scope,
+                    c.seq,
+                    -placed[c.scope],
+                    c.hlc,
+                    str(c.edit_event_id),
+                    c.actor_kind.value,
+                    c.actor_id,
+                    None if c.job_id is None else str(c.job_id),
+                    None if c.workflow_id is None else str(c.workflow_id),
+                    c.operation,
+                    c.subject_table,
+                    c.subject_id,
+                    status,
+                    enc(c.written_at),
+                    encode_payload(c.payload),
+                ),
+            )
+            advanced[key] = c.seq
+            if c.hlc > newest.get(c.scope, ""):
+                newest[c.scope] = c.hlc
+            if status == "applied":
+                report.applied += 1
+            else:
+                report.rejected += 1
+        report.conflicts = merger.conflicts
+        # Counters last, in (origin, scope) order: the fixed lock order.
+        touched = sorted(set(advanced) | {(replica, sc) for sc in placed})
+        for origin, scope in touched:
+            if origin == replica and scope in placed:
+                _place(s, q, ledger, replica, scope, placed[scope], newest[scope])
+            if (origin, scope) in advanced:
+                _advance(s, q, origin, scope, marks.get((origin, scope)), advanced[(origin, scope)])
+    return report
+
+
+def _place(
+    s: Session, q: Any, ledger: Ledger, replica: str, scope: str, count: int, newest: str
+) -> None:
+    """Give the batch's change sets of ``scope`` their local positions and
+    raise the local clock of the scope to the newest received stamp."""
+    wall, counter, _ = stamp_parts(newest)
+    params = (count, wall, counter, wall, counter, counter, wall, wall, replica, scope)
+    r = s.execute(q.sync_reserve_positions, params).fetchone()
+    if r is None:
+        s.execute(q.ledger_open_scope, (replica, scope, scope, scope))
+        r = s.execute(q.sync_reserve_positions, params).fetchone()
+    s.execute(q.sync_place_positions, (r[0] - count, scope))
+
+
+def _advance(s: Session, q: Any, origin: str, scope: str, old: int | None, new: int) -> None:
+    if old is None:
+        moved = not s.execute(q.sync_first_mark, (origin, scope, new)).rowcount
+    else:
+        moved = not s.execute(q.sync_advance, (new, origin, scope, old)).rowcount
+    if moved:
+        raise ConflictError(
+            "another import advanced the same origin meanwhile; the batch is retried"
+        )
+
+
+def record_peer(adapter: Adapter, q: Any, ledger: Ledger, peer: str, theirs: Vector) -> None:
+    """Remember what ``peer`` had applied after a complete two-way sync."""
+    now = adapter.encode_timestamp(datetime.now(UTC))
+    rows = [(peer, o, sc, n, now) for sc, origins in theirs.items() for o, n in origins.items()]
+    with adapter.transaction(WRITE) as s:
+        _require(ledger, s, adapter)
+        if rows:
+            s.executemany(q.sync_record_peer, rows)
+
+
+def check_limit(limit: Any) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000:
+        raise ValidationError("limit must be an integer between 1 and 100000")
+    return limit

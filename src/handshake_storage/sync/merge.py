@@ -1,0 +1,568 @@
+"""Applying a received change set: the conflict rules, written once.
+
+The outcome is a function of the set of change sets a replica has applied,
+whatever their arrival order (docs/DESIGN.md, "Conflict rules"):
+
+* fields: each field goes to the highest stamp that wrote it; a change
+  set's ``prev`` (the version it overwrote) tells an ordinary overwrite from
+  a concurrent one, so only real conflicts are logged;
+* generations: a document's block list (a canvas's graph) is the children of
+  the highest-stamped replacement; block edits made against another
+  generation lose;
+* deletes win: edits of missing rows or under missing parents lose; rows a
+  delete removes that its writer had not seen are logged;
+* the guard authorizes every received content change set with its original
+  context; refused ones are recorded as rejected.
+
+Every change that lost goes to ``sync_conflicts`` with both sides'
+provenance and what is needed to restore it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ..backends.base import Adapter, Session
+from ..errors import GuardError, ValidationError
+from ..guard import WriteContext
+from ..ledger import APPLIED, REJECTED, ChangeSet, encode_payload
+from ..queries import PORTABLE
+from ..schema import BOOLEAN, TIMESTAMP
+from ..tables import BLOCKS, CANONICAL, WORKSPACES
+
+#: Which rule applies to each operation.
+INSERT, UPDATE, DELETE, GENERATION = "insert", "update", "delete", "generation"
+RULES = {
+    "create_workspace": INSERT,
+    "create_document": INSERT,
+    "create_block": INSERT,
+    "create_canvas": INSERT,
+    "create_ai_job": INSERT,
+    "create_workflow_run": INSERT,
+    "create_workflow_node_execution": INSERT,
+    "update_block": UPDATE,
+    "update_ai_job_status": UPDATE,
+    "set_job_outputs": UPDATE,
+    "set_job_pinned": UPDATE,
+    "update_workflow_run_status": UPDATE,
+    "heartbeat_workflow": UPDATE,
+    "update_workflow_node_execution_status": UPDATE,
+    "delete_workspace": DELETE,
+    "delete_document": DELETE,
+    "delete_block": DELETE,
+    "delete_canvas": DELETE,
+    "prune_ai_jobs": DELETE,
+    "replace_blocks": GENERATION,
+    "update_canvas_graph": GENERATION,
+}
+
+#: Operations that carry a WriteContext, checked by the guard on receipt.
+GUARDED = frozenset(
+    {
+        "create_workspace",
+        "delete_workspace",
+        "create_document",
+        "delete_document",
+        "create_block",
+        "update_block",
+        "delete_block",
+        "replace_blocks",
+        "create_canvas",
+        "update_canvas_graph",
+        "delete_canvas",
+    }
+)
+
+#: A row's parent (table, column), from the table descriptions: a write
+#: under a missing parent loses.
+PARENTS = {t.name: (t.parent.table, t.parent.column) for t in CANONICAL if t.parent}
+
+#: A generation's parent table and child tables (deleted children first).
+GENERATIONS = {
+    "replace_blocks": ("documents", ("blocks",)),
+    "update_canvas_graph": ("canvases", ("canvas_edges", "canvas_nodes")),
+}
+
+_BLOCK_COLUMNS = BLOCKS.names
+
+#: The canonical tables change sets may write (never the sync bookkeeping).
+SYNCED_TABLES = frozenset(t.name for t in CANONICAL)
+
+#: How a content table's rows are limited to some workspaces ({ids}).
+WORKSPACE_FILTERS = {
+    "workspaces": "id IN ({ids})",
+    "documents": "workspace_id IN ({ids})",
+    "canvases": "workspace_id IN ({ids})",
+    "blocks": "document_id IN (SELECT id FROM documents WHERE workspace_id IN ({ids}))",
+    "canvas_nodes": "canvas_id IN (SELECT id FROM canvases WHERE workspace_id IN ({ids}))",
+    "canvas_edges": "canvas_id IN (SELECT id FROM canvases WHERE workspace_id IN ({ids}))",
+}
+
+#: Columns written by every content write: not worth a conflict entry alone.
+BOOKKEEPING = frozenset({"updated_at", *WORKSPACES.trace_names})
+
+FIELD, STALE, DELETED, REJECTED_KIND = "field", "stale_generation", "deleted", "rejected"
+
+
+@dataclass
+class _Entry:
+    """A local change set about one row, as far as the field rule needs it."""
+
+    hlc: str
+    event: str
+    prev: str | None
+    columns: dict[str, Any]
+    provenance: dict[str, Any]
+
+
+def provenance(c: ChangeSet) -> dict[str, Any]:
+    return {
+        "origin_id": c.origin_id,
+        "seq": c.seq,
+        "hlc": c.hlc,
+        "edit_event_id": str(c.edit_event_id),
+        "operation": c.operation,
+        "actor_kind": c.actor_kind.value,
+        "actor_id": c.actor_id,
+        "job_id": None if c.job_id is None else str(c.job_id),
+        "workflow_id": None if c.workflow_id is None else str(c.workflow_id),
+        "written_at": c.written_at.isoformat(" ", "microseconds"),
+    }
+
+
+class Merger:
+    """Applies change sets inside one import transaction.
+
+    ``authorize(ctx, resource_id)`` is the database's guard check;
+    ``families`` maps table -> column -> type family (from the live schema);
+    ``reindex(s, block_id, document_id, raw)`` and
+    ``fill_blocks(s, workspace_id, rows)`` are the business logic's own
+    search-projection upkeep.
+    """
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        session: Session,
+        authorize: Callable[[WriteContext, str], Any],
+        families: dict[str, dict[str, str]],
+        reindex: Callable[[Session, str, str, str], None],
+        fill_blocks: Callable[[Session, str, list[Sequence[Any]]], None],
+    ) -> None:
+        self._a = adapter
+        self._s = session
+        self._authorize = authorize
+        self._families = families
+        self._reindex = reindex
+        self._fill_blocks = fill_blocks
+        self._compiled: dict[str, str] = {}
+        self._enc = adapter.encode_timestamp
+        self.conflicts = 0
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _sql(self, text: str) -> str:
+        sql = self._compiled.get(text)
+        if sql is None:
+            sql = self._compiled[text] = self._a.compile(text)
+        return sql
+
+    def _run(self, text: str, params: Sequence[Any] = ()) -> Any:
+        return self._s.execute(self._sql(text), params)
+
+    def _to_db(self, table: str, columns: Sequence[str], values: Sequence[Any]) -> list[Any]:
+        """Row-image values (JSON) as this backend takes them."""
+        families = self._families.get(table)
+        if families is None:
+            raise ValidationError(f"a change set writes unknown table {table!r}")
+        out = []
+        for column, value in zip(columns, values, strict=True):
+            family = families.get(column)
+            if family is None:
+                raise ValidationError(f"a change set writes unknown column {table}.{column}")
+            if value is not None:
+                if family == TIMESTAMP:
+                    try:
+                        value = self._enc(datetime.fromisoformat(value))
+                    except (TypeError, ValueError):
+                        raise ValidationError(
+                            f"a change set holds {value!r} for timestamp {table}.{column}"
+                        ) from None
+                elif family == BOOLEAN:
+                    value = bool(value)
+            out.append(value)
+        return out
+
+    def _from_db(self, table: str, columns: Sequence[str], values: Sequence[Any]) -> list[Any]:
+        """Stored values in row-image (JSON) form, for the conflict log."""
+        families = self._families[table]
+        out = []
+        for column, value in zip(columns, values, strict=True):
+            if value is not None and families.get(column) == TIMESTAMP:
+                value = (
+                    self._a.decode_timestamp(value).astimezone(UTC).isoformat(" ", "microseconds")
+                )
+            elif value is not None and families.get(column) == BOOLEAN:
+                value = bool(value)
+            out.append(value)
+        return out
+
+    def _row(self, table: str, key: str, columns: Sequence[str], lock: bool = False) -> Any:
+        if lock:  # an UPDATE that changes nothing: locks the row on PostgreSQL, portably
+            sql = f"UPDATE {table} SET id = id WHERE id = ? RETURNING {', '.join(columns)}"
+        else:
+            sql = f"SELECT {', '.join(columns)} FROM {table} WHERE id = ?"
+        return self._run(sql, (key,)).fetchone()
+
+    def _exists(self, table: str, key: str) -> bool:
+        return self._run(f"SELECT 1 FROM {table} WHERE id = ?", (key,)).fetchone() is not None
+
+    def _event_of(self, table: str, key: str) -> str | None:
+        r = self._run(f"SELECT edit_event_id FROM {table} WHERE id = ?", (key,)).fetchone()
+        return None if r is None else str(r[0])
+
+    def _stamp_of(self, event: str | None) -> str:
+        """The HLC stamp of the change set with this edit_event_id ('' if unknown)."""
+        if event is None:
+            return ""
+        r = self._run(PORTABLE.merge_stamp_of_event, (event,)).fetchone()
+        return "" if r is None else str(r[0])
+
+    def log(
+        self,
+        c: ChangeSet,
+        kind: str,
+        table: str,
+        key: str,
+        loser: dict[str, Any],
+        winner: dict[str, Any] | None,
+    ) -> None:
+        """One entry of the conflict log: what lost, and to what."""
+        self.conflicts += 1
+        detail = {"loser": loser, "winner": winner}
+        self._run(
+            PORTABLE.merge_log_conflict,
+            (
+                str(uuid.uuid4()),
+                self._enc(datetime.now(UTC)),
+                c.scope,
+                kind,
+                table,
+                key,
+                (loser.get("provenance") or {}).get("edit_event_id"),
+                None if winner is None else (winner.get("provenance") or {}).get("edit_event_id"),
+                encode_payload(detail),
+            ),
+        )
+
+    def _local_provenance(self, event: str | None) -> dict[str, Any] | None:
+        if event is None:
+            return None
+        r = self._run(PORTABLE.merge_change_by_event, (event,)).fetchone()
+        if r is None:
+            return {"edit_event_id": event}
+        keys = ("origin_id", "seq", "hlc", "operation", "actor_kind", "actor_id", "job_id")
+        return {**dict(zip(keys, r[:7], strict=True)), "workflow_id": r[7], "edit_event_id": event}
+
+    def _image(self, table: str, key: str) -> dict[str, Any] | None:
+        columns = list(self._families[table])
+        r = self._row(table, key, columns)
+        if r is None:
+            return None
+        return {"table": table, "columns": columns, "rows": [self._from_db(table, columns, r)]}
+
+    # -- the rules ----------------------------------------------------------------------
+
+    def apply(self, c: ChangeSet) -> str:
+        """Apply one change set; returns its status (applied / rejected)."""
+        rule = RULES.get(c.operation)
+        if rule is None:
+            raise ValidationError(f"a change set has unknown operation {c.operation!r}")
+        self._check_names(c)
+        if c.status == REJECTED:
+            self._reject(c, "rejected where it was written")
+            return REJECTED
+        if c.operation in GUARDED:
+            ctx = WriteContext(c.actor_kind, c.actor_id, c.job_id, c.workflow_id)
+            try:
+                self._authorize(ctx, c.subject_id)
+            except GuardError as exc:
+                self._reject(c, str(exc))
+                return REJECTED
+        getattr(self, f"_{rule}")(c)
+        return APPLIED
+
+    def _check_names(self, c: ChangeSet) -> None:
+        """Table and column names of a change set are spliced into SQL: only
+        the synced tables' own columns are accepted."""
+        tables = [c.subject_table]
+        for key in ("put", "delete", "replaced"):
+            for group in c.payload.get(key, ()):
+                tables.append(group["table"])
+                if key == "put":
+                    known = self._families.get(group["table"], {})
+                    unknown = [n for n in group["columns"] if n not in known]
+                    if unknown:
+                        raise ValidationError(
+                            f"change set {c.origin_id}/{c.seq} writes unknown column(s) "
+                            f"{', '.join(map(repr, unknown))} of {group['table']!r}"
+                        )
+        for table in tables:
+            if table not in SYNCED_TABLES or table not in self._families:
+                raise ValidationError(
+                    f"change set {c.origin_id}/{c.seq} touches table {table!r}, which sync "
+                    "does not write"
+                )
+
+    def _reject(self, c: ChangeSet, reason: str) -> None:
+        loser = {"provenance": provenance(c), "payload": c.payload, "reason": reason}
+        self.log(c, REJECTED_KIND, c.subject_table, c.subject_id, loser, None)
+
+    def _lose(self, c: ChangeSet, kind: str, table: str, key: str, winner: str | None) -> None:
+        loser = {"provenance": provenance(c), "payload": c.payload}
+        self.log(c, kind, table, key, loser, {"provenance": self._local_provenance(winner)})
+
+    def _stale_base(self, c: ChangeSet, table: str, row: dict[str, Any] | None) -> str | None:
+        """For a block edit: the document's generation if it is not the edit's
+        base (the edit then loses), else None."""
+        if table != "blocks" or "base" not in c.payload:
+            return None
+        document_id = row["document_id"] if row and "document_id" in row else None
+        if document_id is None:
+            r = self._row("blocks", c.subject_id, ["document_id"])
+            if r is None:
+                return None
+            document_id = r[0]
+        current = self._event_of("documents", document_id)
+        if current is None or current == c.payload["base"]:
+            return None
+        return current
+
+    def _insert(self, c: ChangeSet) -> None:
+        for group in c.payload.get("put", ()):
+            table, columns = group["table"], group["columns"]
+            for values in group["rows"]:
+                row = dict(zip(columns, values, strict=True))
+                key = row["id"]
+                parent = PARENTS.get(table)
+                if parent is not None and not self._exists(parent[0], row[parent[1]]):
+                    self._lose(c, DELETED, table, key, None)
+                    continue
+                stale = self._stale_base(c, table, row)
+                if stale is not None:
+                    self._lose(c, STALE, table, key, stale)
+                    continue
+                params = self._to_db(table, columns, values)
+                inserted = self._run(
+                    f"INSERT INTO {table} ({', '.join(columns)}) "
+                    f"VALUES ({', '.join('?' * len(columns))}) ON CONFLICT (id) DO NOTHING",
+                    params,
+                ).rowcount
+                if inserted:
+                    if table == "blocks":
+                        self._reindex(self._s, key, row["document_id"], row["raw_content"])
+                else:  # the same id created elsewhere too: merge field by field
+                    self._merge_fields(c, table, key, columns, values)
+
+    def _update(self, c: ChangeSet) -> None:
+        for group in c.payload.get("put", ()):
+            table, columns = group["table"], group["columns"]
+            for values in group["rows"]:
+                key = values[0]
+                stale = self._stale_base(c, table, None)
+                if stale is not None:
+                    self._lose(c, STALE, table, key, stale)
+                    continue
+                self._merge_fields(c, table, key, columns, values)
+
+    def _merge_fields(
+        self, c: ChangeSet, table: str, key: str, columns: list[str], values: list[Any]
+    ) -> None:
+        has_event = "edit_event_id" in self._families[table]
+        names = list(columns[1:])
+        current = self._row(table, key, [*names, *(["edit_event_id"] if has_event else [])], True)
+        if current is None:
+            self._lose(c, DELETED, table, key, None)
+            return
+        prev = c.payload.get("prev")
+        incoming = dict(zip(columns, values, strict=True))
+        if has_event and prev is not None and str(current[-1]) == prev:
+            won = names  # it overwrote exactly what is here: no concurrency
+            entries: list[_Entry] = []
+        else:
+            entries = self._entries(table, key, exclude=c)
+            ancestors = self._ancestors(entries, prev)
+            won, lost_to, beaten = [], {}, {}
+            for name in names:
+                best = max(
+                    (e for e in entries if name in e.columns), key=lambda e: e.hlc, default=None
+                )
+                if best is None or c.hlc > best.hlc:
+                    won.append(name)
+                    if best is not None and best.event not in ancestors:
+                        beaten.setdefault(best.event, (best, []))[1].append(name)
+                else:
+                    lost_to.setdefault(best.event, (best, []))[1].append(name)
+            for best, lost in lost_to.values():
+                fields = [n for n in lost if n not in BOOKKEEPING]
+                if fields:
+                    loser = {
+                        "provenance": provenance(c),
+                        "columns": ["id", *fields],
+                        "values": [key, *(incoming[n] for n in fields)],
+                    }
+                    self.log(c, FIELD, table, key, loser, {"provenance": best.provenance})
+            stored = dict(zip(names, current, strict=False))
+            for best, lost in beaten.values():
+                fields = [n for n in lost if n not in BOOKKEEPING]
+                if fields:
+                    old = self._from_db(table, fields, [stored[n] for n in fields])
+                    loser = {
+                        "provenance": best.provenance,
+                        "columns": ["id", *fields],
+                        "values": [key, *old],
+                    }
+                    self.log(c, FIELD, table, key, loser, {"provenance": provenance(c)})
+        if not won:
+            return
+        params = self._to_db(table, won, [incoming[n] for n in won])
+        assignments = ", ".join(f"{n} = ?" for n in won)
+        self._run(f"UPDATE {table} SET {assignments} WHERE id = ?", (*params, key))
+        if table == "blocks" and "raw_content" in won:
+            r = self._row("blocks", key, ["document_id"])
+            self._reindex(self._s, key, r[0], incoming["raw_content"])
+
+    def _entries(self, table: str, key: str, exclude: ChangeSet) -> list[_Entry]:
+        """The applied local change sets about one row, with what each wrote to it."""
+        out = []
+        for r in self._run(PORTABLE.merge_subject_changes, (table, key)):
+            if r[8] == exclude.origin_id and r[9] == exclude.seq:
+                continue
+            payload = json.loads(r[7])
+            columns: dict[str, Any] = {}
+            for group in payload.get("put", ()):
+                if group["table"] == table:
+                    for values in group["rows"]:
+                        if values[0] == key:
+                            columns.update(zip(group["columns"][1:], values[1:], strict=True))
+            keys = ("hlc", "edit_event_id", "operation", "actor_kind", "actor_id", "job_id")
+            prov = {**dict(zip(keys, r[:6], strict=True)), "workflow_id": r[6]}
+            prov.update(origin_id=r[8], seq=r[9])
+            out.append(_Entry(r[0], str(r[1]), payload.get("prev"), columns, prov))
+        return out
+
+    @staticmethod
+    def _ancestors(entries: list[_Entry], prev: str | None) -> set[str]:
+        """Events the incoming change set's writer had seen on this row."""
+        by_event = {e.event: e for e in entries}
+        seen: set[str] = set()
+        while prev is not None and prev not in seen:
+            seen.add(prev)
+            entry = by_event.get(prev)
+            prev = None if entry is None else entry.prev
+        return seen
+
+    def _delete(self, c: ChangeSet) -> None:
+        groups = c.payload.get("delete", ())
+        if not groups:
+            return
+        if c.operation == "delete_block":
+            stale = self._stale_base(c, "blocks", None)
+            if stale is not None:
+                self._lose(c, STALE, "blocks", c.subject_id, stale)
+                return
+        seen = {(g["table"], r[0]): r[1] for g in groups for r in g["rows"]}
+        if c.operation != "prune_ai_jobs":
+            self._log_unseen(c, seen)
+        for group in groups:
+            table = group["table"]
+            if c.operation == "prune_ai_jobs" and table != "ai_jobs":
+                continue  # gone with their jobs
+            if c.operation != "prune_ai_jobs" and table != c.subject_table:
+                continue  # the cascade removes the rest
+            for r in group["rows"]:
+                self._run(f"DELETE FROM {table} WHERE id = ?", (r[0],))
+
+    def _log_unseen(self, c: ChangeSet, seen: dict[tuple[str, str], Any]) -> None:
+        """Rows the delete removes here that its writer had not seen as they
+        are: concurrent edits, which lose to the delete."""
+        for table, key in self._doomed(c.subject_table, c.subject_id):
+            event = self._event_of(table, key)
+            if seen.get((table, key), "\0missing") == event:
+                continue
+            image = self._image(table, key)
+            loser = {"provenance": self._local_provenance(event), "rows": [image]}
+            self.log(c, DELETED, table, key, loser, {"provenance": provenance(c)})
+
+    def _doomed(self, table: str, key: str) -> list[tuple[str, str]]:
+        """The row and everything its delete cascades to, here and now."""
+        if not self._exists(table, key):
+            return []
+        out = [(table, key)]
+        for child, (parent, column) in PARENTS.items():
+            if parent == table:
+                for (child_key,) in self._run(
+                    f"SELECT id FROM {child} WHERE {column} = ?", (key,)
+                ).fetchall():
+                    out += self._doomed(child, child_key)
+        return out
+
+    def _generation(self, c: ChangeSet) -> None:
+        parent, children = GENERATIONS[c.operation]
+        key = c.subject_id
+        current = self._row(parent, key, ["workspace_id", "edit_event_id"], lock=True)
+        if current is None:
+            self._lose(c, DELETED, parent, key, None)
+            return
+        workspace_id, generation = current[0], str(current[1])
+        if c.hlc < self._stamp_of(generation):
+            self._lose(c, STALE, parent, key, generation)
+            return
+        replaced = {
+            (g["table"], r[0]): r[1] for g in c.payload.get("replaced", ()) for r in g["rows"]
+        }
+        puts = {g["table"]: g for g in c.payload.get("put", ())}
+        column = "document_id" if parent == "documents" else "canvas_id"
+        for child in children:
+            rows = self._run(
+                f"SELECT id, edit_event_id FROM {child} WHERE {column} = ? ORDER BY id{{C}}",
+                (key,),
+            ).fetchall()
+            for child_key, event in rows:
+                if replaced.get((child, child_key)) != str(event):
+                    image = self._image(child, child_key)
+                    loser = {"provenance": self._local_provenance(str(event)), "rows": [image]}
+                    self.log(c, STALE, child, child_key, loser, {"provenance": provenance(c)})
+            self._run(f"DELETE FROM {child} WHERE {column} = ?", (key,))
+        touch = puts[parent]
+        names = touch["columns"][1:]
+        params = self._to_db(parent, names, touch["rows"][0][1:])
+        self._run(
+            f"UPDATE {parent} SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
+            (*params, key),
+        )
+        for child in reversed(children):
+            group = puts.get(child)
+            if not group or not group["rows"]:
+                continue
+            columns = group["columns"]
+            rows = [self._to_db(child, columns, r) for r in group["rows"]]
+            if child == "blocks":
+                order = [columns.index(n) for n in _BLOCK_COLUMNS]
+                self._fill_blocks(self._s, workspace_id, [[r[i] for i in order] for r in rows])
+            else:
+                self._a.insert_rows(
+                    self._s,
+                    child,
+                    columns,
+                    self._sql(
+                        f"INSERT INTO {child} ({', '.join(columns)}) "
+                        f"VALUES ({', '.join('?' * len(columns))})"
+                    ),
+                    rows,
+                )

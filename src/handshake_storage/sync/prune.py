@@ -1,0 +1,88 @@
+"""``ledger prune``: compact change sets every known peer has applied.
+
+A change set is *stable* when every peer this replica completed a two-way
+sync with (``sync_peers``) had applied it. Stable change sets are deleted,
+except the newest one about each row that still exists: it carries the
+row's provenance and, for a document or canvas, its generation's stamp,
+which the merge rules compare against. So after a prune with every peer
+current, the ledger holds at most one change set per live row it is about.
+The highest pruned sequence number per (origin, scope) goes to
+``sync_pruned``: a peer behind it is told to re-copy (``PrunedError``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from ..backends.base import WRITE, Adapter, Session
+from ..ledger import Ledger
+from ..queries import placeholders
+from .merge import SYNCED_TABLES
+
+_BATCH = 500
+
+
+@dataclass
+class LedgerPruneReport:
+    scanned: int = 0
+    pruned: int = 0
+    kept: int = 0
+    peers: int = 0
+    dry_run: bool = False
+
+
+def prune(adapter: Adapter, q: Any, ledger: Ledger, dry_run: bool) -> LedgerPruneReport:
+    report = LedgerPruneReport(dry_run=dry_run)
+    with adapter.transaction(WRITE) as s:
+        if ledger.replica_id(s) is None:
+            return report
+        applied: dict[str, dict[tuple[str, str], int]] = defaultdict(dict)
+        for peer, origin, scope, seq in s.execute(q.prune_peers).fetchall():
+            applied[peer][(origin, scope)] = seq
+        report.peers = len(applied)
+        rows = s.execute(q.prune_candidates).fetchall()
+        report.scanned = len(rows)
+        if not applied:
+            report.kept = len(rows)
+            return report
+        newest: dict[tuple[str, str], str] = {}
+        for _o, _sc, _seq, table, key, hlc in rows:
+            if hlc > newest.get((table, key), ""):
+                newest[table, key] = hlc
+        live = _live(adapter, s, {k for k in newest if k[0] in SYNCED_TABLES})
+        doomed, marks = [], {}
+        for origin, scope, seq, table, key, hlc in rows:
+            stable = all(seen.get((origin, scope), 0) >= seq for seen in applied.values())
+            keep = not stable or (newest[table, key] == hlc and (table, key) in live)
+            if keep:
+                report.kept += 1
+                continue
+            doomed.append((origin, scope, seq))
+            marks[origin, scope] = max(marks.get((origin, scope), 0), seq)
+        report.pruned = len(doomed)
+        if not dry_run and doomed:
+            s.executemany(q.prune_delete, doomed)
+            s.executemany(
+                q.prune_mark,
+                [(o, sc, n) for (o, sc), n in sorted(marks.items())],
+            )
+    return report
+
+
+def _live(adapter: Adapter, s: Session, subjects: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (table, id) subjects whose row still exists."""
+    by_table: dict[str, list[str]] = defaultdict(list)
+    for table, key in subjects:
+        by_table[table].append(key)
+    live = set()
+    for table, keys in by_table.items():
+        keys.sort()
+        for i in range(0, len(keys), _BATCH):
+            chunk = keys[i : i + _BATCH]
+            sql = adapter.compile(
+                f"SELECT id FROM {table} WHERE id IN ({placeholders(len(chunk))})"
+            )
+            live.update((table, r[0]) for r in s.execute(sql, chunk).fetchall())
+    return live

@@ -1,0 +1,258 @@
+"""The change ledger: one immutable change set per committed API write, in
+the write's own transaction, with the write's provenance and row images by
+column name; replica ids; heartbeat coalescing; ``db.changes`` filters; the
+clock. Runs on both backends."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sync_support import job_input
+
+from handshake_storage import (
+    BlockUpdate,
+    GuardError,
+    JobState,
+    JobStatusUpdate,
+    NewBlock,
+    NewCanvas,
+    NewCanvasEdge,
+    NewCanvasNode,
+    NewDocument,
+    NewNodeExecution,
+    NewWorkspace,
+    NotFoundError,
+    WriteActorKind,
+    WriteContext,
+    ledger,
+)
+from handshake_storage.transfer import copy_database
+
+HUMAN = WriteContext.human("ada")
+
+
+def new_job(db):
+    return db.create_ai_job(job_input())
+
+
+def stored_image(db, table: str, key: str, columns: list[str]) -> list:
+    """The row as stored, in the JSON form the ledger uses."""
+    with db._adapter.transaction() as s:
+        row = s.execute(
+            db._adapter.compile(f"SELECT {', '.join(columns)} FROM {table} WHERE id = ?"), (key,)
+        ).fetchone()
+    return [
+        ledger._json_default(v) if isinstance(v, datetime) else (bool(v) if c == "is_pinned" else v)
+        for c, v in zip(columns, row, strict=True)
+    ]
+
+
+def test_every_write_appends_one_change_set_with_its_provenance(db) -> None:
+    job = new_job(db)
+    run = db.create_workflow_run(job.id, JobState.RUNNING)
+    ai = WriteContext.ai(job.id, run.id, "model-x")
+    ws = db.create_workspace(HUMAN, NewWorkspace("W"))
+    doc = db.create_document(ai, NewDocument(ws.id, "T"))
+    block = db.create_block(ai, NewBlock(doc.id, "p", 1, "hello"))
+    db.update_block(HUMAN, block.id, BlockUpdate(raw_content="hi"))
+    updated_image = stored_image(db, "blocks", block.id, ["id", "raw_content", "updated_at"])
+    db.replace_blocks(HUMAN, doc.id, [NewBlock(doc.id, "p", 1, "a"), NewBlock(doc.id, "p", 2, "b")])
+    canvas = db.create_canvas(HUMAN, NewCanvas(ws.id, "C"))
+    db.update_canvas_graph(
+        ai,
+        canvas.id,
+        [NewCanvasNode("n", 0.5, 1.5, id="n1"), NewCanvasNode("n", 2.0, 3.0, id="n2")],
+        [NewCanvasEdge("n1", "n2", "e", id="e1")],
+    )
+    execution = db.create_workflow_node_execution(
+        NewNodeExecution(run.id, "node", "llm", JobState.RUNNING, 1, datetime.now(UTC))
+    )
+    db.update_workflow_node_execution_status(execution.id, JobState.COMPLETED, {"ok": 1})
+    db.update_ai_job_status(JobStatusUpdate(job.id, JobState.COMPLETED, "done"))
+    db.set_job_outputs(job.id, {"summary": "x"})
+    db.set_job_pinned(job.id)
+    db.update_workflow_run_status(run.id, JobState.COMPLETED)
+    db.delete_canvas(HUMAN, canvas.id)
+
+    changes = db.changes()
+    # the clock is per scope: order across scopes is by wall time only
+    ops = sorted(c.operation for c in changes)
+    assert ops == sorted(
+        [
+            "create_ai_job",
+            "create_workflow_run",
+            "create_workspace",
+            "create_document",
+            "create_block",
+            "update_block",
+            "replace_blocks",
+            "create_canvas",
+            "update_canvas_graph",
+            "create_workflow_node_execution",
+            "update_workflow_node_execution_status",
+            "update_ai_job_status",
+            "set_job_outputs",
+            "set_job_pinned",
+            "update_workflow_run_status",
+            "delete_canvas",
+        ]
+    )
+    replica = db.replica_id
+    assert {c.origin_id for c in changes} == {replica}
+    assert all(c.status == "applied" for c in changes)
+    # Per scope, sequence numbers and positions count up from 1 without gaps.
+    for scope in {c.scope for c in changes}:
+        seqs = [c.seq for c in changes if c.scope == scope]
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert [c.position for c in changes if c.scope == scope] == seqs
+    # Within a scope, stamps increase in write order.
+    for scope in {c.scope for c in changes}:
+        mine = sorted((c for c in changes if c.scope == scope), key=lambda c: c.seq)
+        assert [c.hlc for c in mine] == sorted(c.hlc for c in mine)
+    by_op = {c.operation: c for c in changes}
+    # Content writes carry the guard's metadata, persisted on the row too.
+    created = by_op["create_block"]
+    assert created.workspace_id == ws.id
+    assert (created.actor_kind, created.actor_id) == (WriteActorKind.AI, "model-x")
+    assert (created.job_id, created.workflow_id) == (job.id, run.id)
+    assert created.edit_event_id == block.edit_event_id
+    assert created.payload["base"] == str(doc.edit_event_id)
+    # Row images by column name equal the stored rows.
+    image = created.payload["put"][0]
+    assert image["table"] == "blocks" and image["columns"][0] == "id"
+    update = by_op["update_block"].payload["put"][0]
+    assert update["columns"] == [
+        "id",
+        "raw_content",
+        "updated_at",
+        "last_actor_kind",
+        "last_actor_id",
+        "last_job_id",
+        "last_workflow_id",
+        "edit_event_id",
+    ]
+    assert update["rows"][0][:3] == updated_image
+    replaced = by_op["replace_blocks"]
+    assert (replaced.subject_table, replaced.subject_id) == ("documents", doc.id)
+    assert replaced.payload["replaced"] == [
+        {"table": "blocks", "rows": [[block.id, str(by_op["update_block"].edit_event_id)]]}
+    ]
+    new_blocks = {g["table"]: g for g in replaced.payload["put"]}["blocks"]
+    assert sorted(r[4] for r in new_blocks["rows"]) == ["a", "b"]
+    job_image = by_op["set_job_pinned"].payload["put"][0]
+    assert job_image["rows"][0] == stored_image(db, "ai_jobs", str(job.id), job_image["columns"])
+    assert by_op["set_job_pinned"].workspace_id is None
+    assert by_op["set_job_pinned"].actor_kind is WriteActorKind.SYSTEM
+    # A delete records what it removed, cascade included, as it saw it.
+    deleted = {g["table"]: g["rows"] for g in by_op["delete_canvas"].payload["delete"]}
+    assert set(deleted) == {"canvases", "canvas_nodes", "canvas_edges"}
+    assert sorted(r[0] for r in deleted["canvas_nodes"]) == ["n1", "n2"]
+
+
+def test_a_refused_or_failed_write_appends_nothing(db) -> None:
+    ws = db.create_workspace(HUMAN, NewWorkspace("W"))
+    before = db.changes()
+    with pytest.raises(GuardError):
+        db.create_document(WriteContext.ai(None, None), NewDocument(ws.id, "T"))
+    with pytest.raises(NotFoundError):
+        db.update_block(HUMAN, "missing", BlockUpdate(raw_content="x"))
+    with pytest.raises(NotFoundError):
+        db.delete_document(HUMAN, "missing")
+    with pytest.raises(NotFoundError):
+        db.heartbeat_workflow(uuid.uuid4(), datetime.now(UTC))
+    assert db.changes() == before
+
+
+def test_heartbeats_are_coalesced(db) -> None:
+    job = new_job(db)
+    run = db.create_workflow_run(job.id, JobState.RUNNING)
+    start = datetime.now(UTC)
+    for i in range(30):
+        db.heartbeat_workflow(run.id, start + timedelta(seconds=i))
+    db.update_workflow_run_status(run.id, JobState.COMPLETED)
+    ops = Counter(c.operation for c in db.changes())
+    assert ops["heartbeat_workflow"] == 1
+    beat = next(c for c in db.changes() if c.operation == "heartbeat_workflow")
+    assert beat.payload["put"][0]["rows"][0][1] == ledger._json_default(
+        start + timedelta(seconds=29)
+    )
+
+
+def test_changes_filters_by_workspace_job_actor_and_time(db) -> None:
+    job = new_job(db)
+    run = db.create_workflow_run(job.id, JobState.RUNNING)
+    ai = WriteContext.ai(job.id, run.id, "model")
+    a = db.create_workspace(HUMAN, NewWorkspace("A"))
+    b = db.create_workspace(WriteContext.human("bob"), NewWorkspace("B"))
+    middle = datetime.now(UTC)
+    doc = db.create_document(ai, NewDocument(b.id, "by ai"))
+    db.create_block(ai, NewBlock(doc.id, "p", 1, "x"))
+    assert [c.operation for c in db.changes(workspace_id=a.id)] == ["create_workspace"]
+    assert [c.operation for c in db.changes(job_id=job.id)] == ["create_document", "create_block"]
+    assert [c.subject_id for c in db.changes(actor_id="bob")] == [b.id]
+    assert {c.operation for c in db.changes(actor_kind=WriteActorKind.AI)} == {
+        "create_document",
+        "create_block",
+    }
+    assert [c.operation for c in db.changes(since=middle)] == ["create_document", "create_block"]
+    assert len(db.changes(until=middle)) == 4
+    assert len(db.changes(limit=2)) == 2
+
+
+def test_every_database_gets_its_own_replica_id_and_copy_gives_a_new_one(databases) -> None:
+    first = databases.open(databases.url(migrated=False))
+    first.run_migrations()
+    second = databases.open(databases.url(migrated=False))
+    second.run_migrations()
+    assert first.replica_id != second.replica_id
+    uuid.UUID(first.replica_id)
+    first.create_workspace(HUMAN, NewWorkspace("W"))
+    target_url = databases.url()
+    copy_database(first._adapter.url.raw, target_url)
+    copied = databases.open(target_url)
+    assert copied.replica_id not in (first.replica_id, second.replica_id)
+    # The ledger came along, with its origin untouched.
+    assert [(c.origin_id, c.seq) for c in copied.changes()] == [(first.replica_id, 1)]
+    ws = copied.create_workspace(HUMAN, NewWorkspace("on the copy"))
+    mine = [c for c in copied.changes() if c.subject_id == ws.id]
+    assert [(c.origin_id, c.seq) for c in mine] == [(copied.replica_id, 1)]
+
+
+def test_the_clock_never_runs_backwards(db, monkeypatch) -> None:
+    ws = db.create_workspace(HUMAN, NewWorkspace("W"))
+    now = ledger.wall_clock_ms()
+    monkeypatch.setattr(ledger, "wall_clock_ms", lambda: now - 86_400_000)  # a day back
+    doc = db.create_document(HUMAN, NewDocument(ws.id, "T"))
+    db.create_block(HUMAN, NewBlock(doc.id, "p", 1, "x"))
+    stamps = [c.hlc for c in db.changes(workspace_id=ws.id)]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 3
+    walls = [ledger.stamp_parts(s)[0] for s in stamps]
+    assert walls[1] == walls[2] == walls[0]  # held at the highest wall seen, counter moving
+
+
+def test_concurrent_writers_get_distinct_gapless_sequence_numbers(db) -> None:
+    ws = db.create_workspace(HUMAN, NewWorkspace("W"))
+    doc = db.create_document(HUMAN, NewDocument(ws.id, "T"))
+    errors: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            for i in range(15):
+                db.create_block(HUMAN, NewBlock(doc.id, "p", worker * 100 + i, "text"))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors
+    changes = db.changes(workspace_id=ws.id)
+    assert sorted(c.seq for c in changes) == list(range(1, 63))
+    # Sequence order is stamp order: numbers were given in commit order.
+    assert [c.seq for c in sorted(changes, key=lambda c: c.hlc)] == list(range(1, 63))

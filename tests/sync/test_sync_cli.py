@@ -1,0 +1,83 @@
+"""The sync commands: ``sync``, ``conflicts`` and ``ledger``, as the README's
+walk-through uses them (a laptop file and a second database, edits on both,
+one sync, a conflict shown and restored)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from sync_support import ADA, BOB
+
+from handshake_storage import BlockUpdate, NewBlock, NewDocument, NewWorkspace, open_database
+from handshake_storage.cli import main
+from handshake_storage.transfer import copy_database
+
+
+def cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def laptop_and_server(databases, tmp_path):
+    laptop_url = databases.url(migrated=True)
+    with open_database(laptop_url) as laptop:
+        laptop.reidentify()
+        laptop.create_workspace(ADA, NewWorkspace("Notes", id="notes"))
+        laptop.create_document(ADA, NewDocument("notes", "Plan", id="plan"))
+        laptop.create_block(ADA, NewBlock("plan", "p", 1, "Ship on Friday", id="b1"))
+    server_url = f"sqlite:///{tmp_path / 'server.db'}"
+    copy_database(laptop_url, server_url)
+    return laptop_url, server_url
+
+
+def test_the_readme_walk_through(laptop_and_server) -> None:
+    laptop_url, server_url = laptop_and_server
+    env = {"HANDSHAKE_DATABASE_URL": laptop_url, "HANDSHAKE_SYNC_PEER_URL": server_url}
+    with open_database(laptop_url) as laptop:
+        laptop.update_block(ADA, "b1", BlockUpdate(raw_content="Friday (laptop)"))
+    with open_database(server_url) as server:
+        server.update_block(BOB, "b1", BlockUpdate(raw_content="Monday (server)"))
+    code, out, err = cli("sync", "--verify", "--json", env=env)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["verified"] is True and report["moved"] == 2
+    assert all(t["equal"] for t in report["tables"])
+    code, out, _ = cli("conflicts", "list", "--json", env=env)
+    (conflict,) = json.loads(out)
+    assert conflict["kind"] == "field" and conflict["loser"]["provenance"]["actor_id"] == "ada"
+    code, out, _ = cli("conflicts", "show", conflict["id"], env=env)
+    assert code == 0 and "losing raw_content: 'Friday (laptop)'" in out
+    code, out, err = cli("conflicts", "restore", conflict["id"], "--actor", "ada", env=env)
+    assert code == 0, err
+    assert cli("sync", env=env)[0] == 0
+    with open_database(server_url) as server:
+        assert server.get_block("b1").raw_content == "Friday (laptop)"
+    code, out, _ = cli("ledger", "status", "--json", env=env)
+    assert code == 0 and json.loads(out)["applied"]["notes"]
+    code, out, _ = cli("ledger", "changes", "--json", env=env)
+    assert code == 0 and any(c["operation"] == "update_block" for c in json.loads(out))
+    code, out, _ = cli("ledger", "prune", "--json", env=env)
+    assert code == 0 and json.loads(out)["peers"] == 1
+    # Already restored: a one-line error and exit 1.
+    code, _, err = cli("conflicts", "restore", conflict["id"], env=env)
+    assert code == 1 and err.startswith("error: ") and "already restored" in err
+
+
+def test_usage_errors_exit_2_and_urls_come_from_the_environment(laptop_and_server) -> None:
+    laptop_url, server_url = laptop_and_server
+    base = {"HANDSHAKE_DATABASE_URL": laptop_url}
+    code, _, err = cli("sync", env=base)
+    assert code == 2 and "peer database is missing" in err
+    code, _, err = cli("sync", "--b-env", "NOT_SET_ANYWHERE", env=base)
+    assert code == 2 and "NOT_SET_ANYWHERE" in err
+    env = {**base, "PEER": server_url}
+    code, out, err = cli("sync", "--b-env", "PEER", "--dry-run", "--json", env=env)
+    assert code == 0, err
+    assert json.loads(out)["dry_run"] is True
+    code, _, err = cli("sync", laptop_url, server_url, "--workspace", "notes", env=base)
+    assert code == 0, err
+    code, _, err = cli("conflicts", "show", "no-such", env=base)
+    assert code == 1 and "does not exist" in err

@@ -1,0 +1,307 @@
+"""Two-way sync on every backend pair (SQLite-SQLite, SQLite-PostgreSQL,
+PostgreSQL-PostgreSQL): everything moves with its provenance, a second sync
+moves nothing, and the conflict rules of the spec hold — per-field
+last-writer-wins, whole generations, deletes win, the guard still refuses —
+with every loser in the conflict log and restorable."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from sync_support import ADA, BOB, PAIRS, content, replicas
+
+from handshake_storage import (
+    BlockUpdate,
+    JobState,
+    NewBlock,
+    NewCanvas,
+    NewCanvasEdge,
+    NewCanvasNode,
+    NewDocument,
+    NewWorkspace,
+    ValidationError,
+    WriteContext,
+)
+from handshake_storage.sync import sync_databases
+from handshake_storage.transfer import copy_database
+
+
+@pytest.fixture(params=PAIRS, ids=["-".join(p) for p in PAIRS])
+def pair(request, tmp_path):
+    yield from replicas(request, tmp_path, request.param)
+
+
+def two_way(a, b, **kw):
+    report = sync_databases(a, b, verify=True, **kw)
+    assert report.verified, [t for t in report.tables if not t.equal]
+    assert content(a) == content(b)
+    return report
+
+
+def seeded(db):
+    ws = db.create_workspace(ADA, NewWorkspace("W", id="ws"))
+    doc = db.create_document(ADA, NewDocument(ws.id, "Doc", id="doc"))
+    db.replace_blocks(
+        ADA,
+        doc.id,
+        [NewBlock(doc.id, "p", i, f"block {i} alpha", id=f"b{i}") for i in range(3)],
+    )
+    return ws, doc
+
+
+def test_everything_moves_with_its_provenance_and_a_second_sync_is_a_no_op(pair) -> None:
+    a, b = pair
+    ws, _ = seeded(a)
+    from portability_support import populate
+
+    populate(a, "p-")
+    first = two_way(a, b)
+    assert first.pushed.applied == len(a.changes(limit=100_000))
+    assert first.pulled.applied == 0
+    # Provenance is kept, never re-stamped: rows and change sets alike.
+    assert b.get_block("b1") == a.get_block("b1")
+
+    def ledger(db):
+        return {
+            (c.origin_id, c.seq, c.hlc, c.edit_event_id, c.actor_id)
+            for c in db.changes(limit=100_000)
+        }
+
+    assert ledger(b) == ledger(a)
+    # Search is current on the receiver (kept by the same business logic).
+    assert [x.id for x in b.search_blocks(ws.id, "alpha")] == [
+        x.id for x in a.search_blocks(ws.id, "alpha")
+    ]
+    again = sync_databases(a, b)
+    assert again.moved == 0
+    # Writes on the other side come back too.
+    b.update_block(BOB, "b2", BlockUpdate(raw_content="changed on b"))
+    third = two_way(a, b)
+    assert (third.pushed.applied, third.pulled.applied) == (0, 1)
+    assert a.get_block("b2").last_actor_id == "bob"
+    assert [x.id for x in a.search_blocks(ws.id, "changed")] == ["b2"]
+
+
+def test_concurrent_edits_of_different_fields_both_survive(pair) -> None:
+    a, b = pair
+    seeded(a)
+    two_way(a, b)
+    a.update_block(ADA, "b0", BlockUpdate(kind="heading"))
+    b.update_block(BOB, "b0", BlockUpdate(raw_content="bob's text"))
+    two_way(a, b)
+    block = a.get_block("b0")
+    assert (block.kind, block.raw_content) == ("heading", "bob's text")
+
+
+def test_the_later_stamp_wins_a_field_and_the_loser_is_logged_and_restorable(pair) -> None:
+    a, b = pair
+    seeded(a)
+    two_way(a, b)
+    a.update_block(ADA, "b1", BlockUpdate(raw_content="ada's version"))
+    b.update_block(BOB, "b1", BlockUpdate(raw_content="bob's version"))  # later stamp
+    two_way(a, b)
+    assert a.get_block("b1").raw_content == "bob's version"
+    assert a.get_block("b1").last_actor_id == "bob"
+    logged = a.conflicts(kind="field") + b.conflicts(kind="field")
+    assert len(logged) == 2  # each side logs what it discarded
+    for entry in logged:
+        assert entry.loser_provenance["actor_id"] == "ada"
+        assert entry.winner_provenance["actor_id"] == "bob"
+        assert entry.loser["values"][entry.loser["columns"].index("raw_content")] == "ada's version"
+    entry = a.conflicts(kind="field")[0]
+    restored = a.restore_conflict(WriteContext.human("carol"), entry.id)
+    assert restored.restored_at is not None
+    assert a.get_block("b1").raw_content == "ada's version"
+    assert a.get_block("b1").last_actor_id == "carol"
+    two_way(a, b)
+    assert b.get_block("b1").raw_content == "ada's version"
+    with pytest.raises(Exception, match="already restored"):
+        a.restore_conflict(ADA, entry.id)
+
+
+def test_concurrent_replacements_leave_one_whole_generation(pair) -> None:
+    a, b = pair
+    ws, doc = seeded(a)
+    two_way(a, b)
+    a.replace_blocks(ADA, doc.id, [NewBlock(doc.id, "p", i, f"ada {i}") for i in range(4)])
+    b.replace_blocks(BOB, doc.id, [NewBlock(doc.id, "p", i, f"bob {i}") for i in range(2)])
+    a.create_block(ADA, NewBlock(doc.id, "p", 9, "ada added", id="late"))  # against ada's gen
+    two_way(a, b)
+    texts = [x.raw_content for x in a.get_blocks(doc.id)]
+    assert texts == ["bob 0", "bob 1"]  # bob's replacement is later: it wins whole
+    stale = a.conflicts(kind="stale_generation") + b.conflicts(kind="stale_generation")
+    assert stale, "the losing generation and the late block are logged"
+    assert any(c.row_id == "late" or "late" in json.dumps(c.loser) for c in stale)
+    assert [x.id for x in a.search_blocks(ws.id, "ada")] == []
+    assert [x.id for x in b.search_blocks(ws.id, "bob")] == [
+        x.id for x in a.search_blocks(ws.id, "bob")
+    ]
+
+
+def test_a_delete_wins_over_concurrent_edits_and_they_are_logged(pair) -> None:
+    a, b = pair
+    ws, doc = seeded(a)
+    two_way(a, b)
+    a.delete_document(ADA, doc.id)
+    b.update_block(BOB, "b0", BlockUpdate(raw_content="edited meanwhile"))
+    b.create_block(BOB, NewBlock(doc.id, "p", 7, "added meanwhile", id="new"))
+    two_way(a, b)
+    assert a.list_documents(ws.id) == b.list_documents(ws.id) == []
+    lost = {c.row_id for c in a.conflicts(kind="deleted")} | {
+        c.row_id for c in b.conflicts(kind="deleted")
+    }
+    assert {"b0", "new"} <= lost
+
+
+def test_an_ai_change_set_without_job_and_workflow_is_rejected_not_applied(pair) -> None:
+    a, b = pair
+    seeded(a)
+    two_way(a, b)
+    a.update_block(ADA, "b0", BlockUpdate(raw_content="forged"))
+    batch = a.export_changes(b.sync_vector())
+    (change,) = batch["changes"]
+    forged = copy.deepcopy(batch)
+    forged["changes"][0]["actor_kind"] = "AI"
+    report = b.import_changes(forged)
+    assert (report.applied, report.rejected) == (0, 1)
+    assert b.get_block("b0").raw_content == "block 0 alpha"
+    (entry,) = b.conflicts(kind="rejected")
+    assert "HSK-403-SILENT-EDIT" in entry.loser["reason"]
+    assert [
+        c.status for c in b.changes() if c.seq == change["seq"] and c.origin_id == change["origin"]
+    ] == ["rejected"]
+    # It counts as applied: the real one is not taken afterwards, and twice is a no-op.
+    assert b.import_changes(batch).skipped == 1
+
+
+def test_applying_a_batch_twice_changes_nothing(pair) -> None:
+    a, b = pair
+    seeded(a)
+    batch = a.export_changes(b.sync_vector())
+    first = b.import_changes(batch)
+    state = content(b)
+    second = b.import_changes(json.dumps(batch))
+    assert first.applied == len(batch["changes"]) and second.applied == 0
+    assert second.skipped == len(batch["changes"])
+    assert content(b) == state
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b.update(format="other"),
+        lambda b: b.update(version=99),
+        lambda b: b["changes"][0].update(seq=0),
+        lambda b: b["changes"][0].update(hlc="nonsense"),
+        lambda b: b["changes"][0].update(operation="drop_everything"),
+        lambda b: b["changes"][0]["payload"]["put"][0].update(table="sync_counters"),
+        lambda b: b["changes"][0]["payload"]["put"][0]["columns"].__setitem__(1, "name; DROP"),
+        lambda b: b["changes"][0].update(written_at="yesterday"),
+        lambda b: b["changes"][0].pop("edit_event_id"),
+    ],
+)
+def test_a_malformed_batch_is_refused_and_changes_nothing(pair, damage) -> None:
+    a, b = pair
+    seeded(a)
+    batch = a.export_changes({})
+    damage(batch)
+    before = (content(b), b.sync_vector())
+    with pytest.raises(ValidationError):
+        b.import_changes(batch)
+    assert (content(b), b.sync_vector()) == before
+
+
+def test_a_sync_can_be_limited_to_some_workspaces(pair) -> None:
+    a, b = pair
+    seeded(a)
+    other = a.create_workspace(ADA, NewWorkspace("other", id="other"))
+    a.create_document(ADA, NewDocument(other.id, "elsewhere"))
+    report = sync_databases(a, b, workspaces=["ws"], verify=True)
+    assert report.verified
+    assert [w.id for w in b.list_workspaces()] == ["ws"]
+    two_way(a, b)
+    assert {w.id for w in b.list_workspaces()} == {"ws", "other"}
+
+
+def test_push_and_pull_go_one_way_and_dry_run_changes_nothing(pair) -> None:
+    a, b = pair
+    seeded(a)
+    b.create_workspace(BOB, NewWorkspace("bob's", id="bw"))
+    dry = sync_databases(a, b, dry_run=True)
+    assert dry.pushed.applied > 0 and dry.pulled.applied == 1
+    assert b.get_workspace("ws") is None and a.get_workspace("bw") is None
+    sync_databases(a, b, direction="push")
+    assert b.get_workspace("ws") is not None and a.get_workspace("bw") is None
+    sync_databases(a, b, direction="pull")
+    assert a.get_workspace("bw") is not None
+    with pytest.raises(ValidationError):
+        sync_databases(a, b, direction="sideways")
+    with pytest.raises(ValidationError, match="same replica"):
+        sync_databases(a, a)
+
+
+def test_jobs_and_workflows_sync_and_heartbeats_stay_coalesced(pair) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from test_ledger import new_job
+
+    a, b = pair
+    job = new_job(a)
+    run = a.create_workflow_run(job.id, JobState.RUNNING)
+    now = datetime.now(UTC)
+    for i in range(20):
+        a.heartbeat_workflow(run.id, now + timedelta(seconds=i))
+    ai = WriteContext.ai(job.id, run.id, "model")
+    ws = a.create_workspace(ai, NewWorkspace("by ai"))
+    two_way(a, b)
+    assert b.get_ai_job(job.id) == a.get_ai_job(job.id)
+    assert {c.operation for c in b.changes(job_id=job.id)} == {"create_workspace"}
+    assert b.get_workspace(ws.id).last_job_id == job.id
+    assert sum(c.operation == "heartbeat_workflow" for c in b.changes()) == 1
+    a.set_job_pinned(job.id)
+    b.set_job_outputs(job.id, {"answer": 42})
+    two_way(a, b)
+    merged = b.get_ai_job(job.id)
+    assert merged.is_pinned and merged.job_outputs == {"answer": 42}
+
+
+def test_canvas_graphs_replace_whole_and_copies_sync_incrementally(pair, tmp_path) -> None:
+    a, b = pair
+    ws, _ = seeded(a)
+    canvas = a.create_canvas(ADA, NewCanvas(ws.id, "C", id="cv"))
+    a.update_canvas_graph(
+        ADA,
+        canvas.id,
+        [NewCanvasNode("n", 1.0, 2.0, id="n1"), NewCanvasNode("n", 3.0, 4.0, id="n2")],
+        [NewCanvasEdge("n1", "n2", "e", id="e1")],
+    )
+    two_way(a, b)
+    b.update_canvas_graph(BOB, canvas.id, [NewCanvasNode("m", 0.5, 0.5, id="m1")], [])
+    two_way(a, b)
+    graph = a.get_canvas_with_graph(canvas.id)
+    assert [n.id for n in graph.nodes] == ["m1"] and graph.edges == []
+    # A copy of b is a new replica that syncs with b incrementally.
+    target = f"sqlite:///{tmp_path / 'copy.db'}"
+    copy_database(b._adapter.url.raw, target)
+    from handshake_storage import open_database
+
+    with open_database(target) as copied:
+        assert copied.replica_id != b.replica_id
+        assert sync_databases(b, copied).moved == 0
+        copied.create_block(ADA, NewBlock("doc", "p", 50, "written on the copy", id="cb"))
+        assert sync_databases(b, copied, verify=True).verified
+        assert b.get_block("cb").raw_content == "written on the copy"
+
+
+def test_a_node_id_reused_by_another_graph_is_not_mixed(pair) -> None:
+    a, b = pair
+    ws, _ = seeded(a)
+    a.create_canvas(ADA, NewCanvas(ws.id, "C", id="cv"))
+    two_way(a, b)
+    a.update_canvas_graph(ADA, "cv", [NewCanvasNode("a", 1.0, 1.0, id="x")], [])
+    b.update_canvas_graph(BOB, "cv", [NewCanvasNode("b", 2.0, 2.0, id="x")], [])
+    two_way(a, b)
+    (node,) = a.get_canvas_with_graph("cv").nodes
+    assert node.kind == "b"
