@@ -493,7 +493,9 @@ def test_cli_copy_verifies_every_table_and_never_prints_a_password(backend, fact
         assert sum(bool(re.match(pattern, line)) for line in lines) == 1, (name, lines)
     total = sum(d.count for n, d in digests.items() if n not in DERIVED)
     assert re.search(
-        rf"^copied {total} rows in .*rebuilt {len(REBUILT)} derived", result.stdout, re.M
+        rf"^copied {total:,} rows and rebuilt [\d,]+ derived rows \({len(REBUILT)} derived",
+        result.stdout,
+        re.M,
     )
     for table in ("workspaces", "blocks", "canvas_edges"):
         assert table in result.stderr  # the progress bars are labelled by table

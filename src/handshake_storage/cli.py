@@ -599,26 +599,37 @@ def copy(
         except ValidationError as exc:
             usage_error(str(exc))
     with reported():
-        click.echo(f"copying {redact(source)} -> {redact(target)}", err=True)
-        display = PhaseDisplay(enabled=True)
+        if not as_json:
+            click.echo(f"copying {redact(source)} -> {redact(target)}", err=True)
+        with PhaseDisplay(enabled=not as_json) as shown:
+            report = copy_database(source, target, batch_size=batch_size, phases=shown)
+        payload = {
+            "source": report.source,
+            "target": report.target,
+            "version": report.version,
+            "tables": [{"name": t.name, "rows": t.rows, "digest": t.digest} for t in report.tables],
+            "rows_copied": report.total_rows,
+            "rows_rebuilt": report.rows_rebuilt,
+            "derived_objects": report.rebuilt,
+            "seconds": round(report.seconds, 3),
+            "rows_per_second": round(report.rows_per_second, 1),
+            "rows_written_per_second": round(report.rows_written_per_second, 1),
+            "phases": shown.timings,
+        }
 
-        def progress(table: str, done: int, total: int) -> None:
-            if done == 0:
-                display.start("load", table, total)
-            display.advance(done)
-            if done >= total:
-                display.finish(done)
-
-        with display:
-            report = copy_database(source, target, batch_size=batch_size, progress=progress)
-        for table in report.tables:
+        def human() -> None:
+            for table in report.tables:
+                click.echo(
+                    f"{table.name:28} {table.rows:>10,} rows  digest {table.digest[:16]}  verified"
+                )
             click.echo(
-                f"{table.name:28} {table.rows:>10} rows  digest {table.digest[:16]}  verified"
+                f"copied {report.total_rows:,} rows and rebuilt {report.rows_rebuilt:,} derived "
+                f"rows ({report.rebuilt} derived object(s)) in {report.seconds:.1f}s: "
+                f"{report.rows_per_second:,.0f} copied rows/s, "
+                f"{report.rows_written_per_second:,.0f} rows written/s"
             )
-        click.echo(
-            f"copied {report.total_rows} rows in {report.seconds:.1f}s "
-            f"({report.rows_per_second:,.0f} rows/s); rebuilt {report.rebuilt} derived object(s)"
-        )
+
+        emit(as_json, payload, human)
 
 
 def _prune_window(days: float) -> timedelta:

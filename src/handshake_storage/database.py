@@ -797,17 +797,22 @@ class Database:
             )
 
     def update_block(self, ctx: WriteContext, id: str, update: BlockUpdate) -> Block:
-        """Change the given fields of a block; returns the block as stored."""
+        """Change the given fields of a block; returns the block as stored.
+
+        The display follows the raw content, as on create: a new
+        ``raw_content`` without a ``display_content`` sets both to it; give
+        ``display_content`` to keep a rendering of its own."""
         id = check.identifier(id, "block id")
         upd = expect(update, BlockUpdate, "update")
+        raw = check.optional_text(upd.raw_content, "raw_content")
+        display = check.optional_text(upd.display_content, "display_content")
         changes = (
             check.optional_text(upd.kind, "kind"),
             None if upd.sequence is None else check.integer(upd.sequence, "sequence"),
-            check.optional_text(upd.raw_content, "raw_content"),
-            check.optional_text(upd.display_content, "display_content"),
+            raw,
+            raw if display is None else display,
             check.optional_json_text(upd.derived_content, "derived_content"),
         )
-        raw = changes[2]
         indexed = search.index_rows(id, raw) if raw is not None else []
         w = self._write("update_block", ctx, id)
 

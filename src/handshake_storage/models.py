@@ -170,7 +170,9 @@ class NewBlock:
 
 @dataclass(frozen=True, slots=True)
 class BlockUpdate:
-    """Fields to change; ``None`` leaves a field as it is."""
+    """Fields to change; ``None`` leaves a field as it is, except that a new
+    ``raw_content`` without ``display_content`` sets the display to it too
+    (the display follows the raw content unless given explicitly)."""
 
     kind: str | None = None
     sequence: int | None = None

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from . import sqlscript, tables
 from .backends import Options, create_adapter
@@ -40,6 +40,17 @@ T = TypeVar("T")
 Progress = Callable[[str, int, int], None]
 
 
+class Phases(Protocol):
+    """Where a long operation reports its phases (``console.PhaseDisplay``
+    implements it): ``start`` a phase, ``advance`` its row count, ``finish`` it."""
+
+    def start(self, phase: str, item: str = "", total: int | None = None) -> None: ...
+
+    def advance(self, done: int) -> None: ...
+
+    def finish(self, rows: int | None = None, note: str = "") -> None: ...
+
+
 @dataclass(frozen=True)
 class TableReport:
     name: str
@@ -54,6 +65,7 @@ class CopyReport:
     version: int
     tables: list[TableReport] = field(default_factory=list)
     rebuilt: int = 0
+    rows_rebuilt: int = 0  # rows of the derived tables recomputed on the target
     seconds: float = 0.0
     replica_id: str | None = None
 
@@ -63,7 +75,14 @@ class CopyReport:
 
     @property
     def rows_per_second(self) -> float:
+        """Canonical rows copied per second of the whole copy (load, rebuild,
+        key restore and verification all included)."""
         return self.total_rows / self.seconds if self.seconds else 0.0
+
+    @property
+    def rows_written_per_second(self) -> float:
+        """Every row the target received (copied + rebuilt) per second."""
+        return (self.total_rows + self.rows_rebuilt) / self.seconds if self.seconds else 0.0
 
 
 class CopyVerificationError(StorageError):
@@ -76,8 +95,13 @@ def copy_database(
     *,
     batch_size: int = 5000,
     progress: Progress | None = None,
+    phases: Phases | None = None,
 ) -> CopyReport:
-    """Copy ``source_url`` into the empty database at ``target_url`` and verify it."""
+    """Copy ``source_url`` into the empty database at ``target_url`` and verify it.
+
+    ``progress(table, rows_done, total)`` follows the load of each table;
+    ``phases`` gets every phase: load per table, rebuild of the derived data
+    (with its row count), restore keys, verify."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValidationError("batch_size must be a positive integer")
     src = create_adapter(parse_url(source_url), Options(read_only=True, pool_size=2))
@@ -87,7 +111,7 @@ def copy_database(
     created = not dst.exists()
     started = time.perf_counter()
     try:
-        report = _copy(src, dst, batch_size, progress)
+        report = _copy(src, dst, batch_size, _Both(progress, phases))
     except BaseException:
         dst.close()
         if created:
@@ -100,7 +124,31 @@ def copy_database(
     return report
 
 
-def _copy(src: Adapter, dst: Adapter, batch: int, progress: Progress | None) -> CopyReport:
+class _Both:
+    """The per-table ``progress`` callback and the ``phases`` sink, fed together."""
+
+    def __init__(self, progress: Progress | None, phases: Phases | None) -> None:
+        self.progress, self.phases = progress, phases
+
+    def __bool__(self) -> bool:
+        return self.progress is not None or self.phases is not None
+
+    def __call__(self, table: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(table, done, total)
+        if self.phases is not None:
+            self.phases.advance(done)
+
+    def start(self, phase: str, item: str = "", total: int | None = None) -> None:
+        if self.phases is not None:
+            self.phases.start(phase, item, total)
+
+    def finish(self, rows: int | None = None) -> None:
+        if self.phases is not None:
+            self.phases.finish(rows)
+
+
+def _copy(src: Adapter, dst: Adapter, batch: int, progress: _Both) -> CopyReport:
     migrations = load_migrations()
     with src.transaction(SNAPSHOT) as s_session:
         applied = Migrator(src).applied_in(s_session)
@@ -148,7 +196,18 @@ def _copy(src: Adapter, dst: Adapter, batch: int, progress: Progress | None) -> 
                         batch,
                         progress,
                     )
-                rebuilt = build(dst, t_session, registry(version, migrations))
+                objects = registry(version, migrations)
+                progress.start("rebuild", "derived data")
+                rebuilt = build(dst, t_session, objects)
+                report.rows_rebuilt = sum(
+                    t_session.execute(f"SELECT COUNT(*) FROM {o.name}").fetchone()[0]
+                    for o in objects
+                    if o.kind == "derived"
+                )
+                progress.finish(report.rows_rebuilt)
+                progress.start("restore keys")  # leaving bulk_load restores them
+            progress.finish()
+            progress.start("verify", f"{len(digests)} tables", len(digests))
             if dst.introspect(t_session) != target_schema:
                 raise StorageError(
                     "the target's schema differs after restoring its keys and indexes; "
@@ -162,6 +221,9 @@ def _copy(src: Adapter, dst: Adapter, batch: int, progress: Progress | None) -> 
                         f"target {actual!r}; the target was left untouched"
                     )
                 report.tables.append(TableReport(name, actual.count, actual.hexdigest))
+                if progress.phases is not None:
+                    progress.phases.advance(len(report.tables))
+            progress.finish(report.total_rows)
             report.rebuilt = rebuilt
             # The ledger came over whole; the copy is a new replica of it.
             report.replica_id = reidentify(dst, t_session)
@@ -176,7 +238,7 @@ def _copy_table(
     table: Table,
     target_table: Table,
     batch: int,
-    progress: Progress | None,
+    progress: _Both,
 ) -> TableDigest:
     if [c.name for c in table.columns] != [c.name for c in target_table.columns]:
         raise StorageError(f"table {table.name} has different columns on source and target")
@@ -188,6 +250,7 @@ def _copy_table(
     if progress:
         count = f"SELECT COUNT(*) FROM {table.name}"
         total = _read_source(src, lambda: s_session.execute(count).fetchone()[0])
+        progress.start("load", table.name, total)
         progress(table.name, 0, total)
     convert = _converter(src, dst, families)
     batch = min(batch, LARGE_ROW_BATCH.get(table.name, batch))
@@ -215,6 +278,7 @@ def _copy_table(
         dst.bulk_insert(t_session, table.name, columns, tapped())
     if progress:
         progress(table.name, digest.count, max(total, digest.count))
+        progress.finish(digest.count)
     return digest
 
 

@@ -207,6 +207,23 @@ class DocumentTests:
         assert json_equal(full.derived_content, {"links": ["a", "b"], "score": 0.25})
         assert db.get_block("blk-full") == full
 
+    def test_update_block_display_follows_raw_unless_given(self, db: Database) -> None:
+        w = seed(db)
+        first = db.create_block(
+            HUMAN, NewBlock(w.other_document, "p", 50, "one", display_content="<p>one</p>")
+        )
+        moved = db.update_block(HUMAN, first.id, BlockUpdate(raw_content="two"))
+        assert (moved.raw_content, moved.display_content) == ("two", "two")
+        own = db.update_block(
+            HUMAN, first.id, BlockUpdate(raw_content="three", display_content="<p>3</p>")
+        )
+        assert (own.raw_content, own.display_content) == ("three", "<p>3</p>")
+        shown = db.update_block(HUMAN, first.id, BlockUpdate(display_content="<i>3</i>"))
+        assert (shown.raw_content, shown.display_content) == ("three", "<i>3</i>")
+        kept = db.update_block(HUMAN, first.id, BlockUpdate(kind="quote"))
+        assert (kept.raw_content, kept.display_content) == ("three", "<i>3</i>")
+        assert db.get_block(first.id) == kept
+
     def test_block_failures(self, db: Database) -> None:
         w = seed(db)
         before = snapshot(db)
