@@ -1043,7 +1043,8 @@ def test_sql_injection_strings_are_stored_verbatim_and_never_executed(pair):
         ref = EntityRef(payload, payload)
         assert got["workspace"] == (payload, payload)
         assert got["document"] == payload
-        assert got["block"] == (payload, f"{payload} again", payload, {payload: [payload]})
+        again = f"{payload} again"  # the display follows the raw content (update_block)
+        assert got["block"] == (payload, again, again, {payload: [payload]})
         assert got["replaced"] == [(f"{payload}#r{n}", payload, payload)]
         assert got["canvas"] == (payload, [(payload, {payload: payload}), (payload, {})], payload)
         assert got["job"] == (
