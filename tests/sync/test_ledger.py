@@ -59,7 +59,9 @@ def test_every_write_appends_one_change_set_with_its_provenance(db) -> None:
     doc = db.create_document(ai, NewDocument(ws.id, "T"))
     block = db.create_block(ai, NewBlock(doc.id, "p", 1, "hello"))
     db.update_block(HUMAN, block.id, BlockUpdate(raw_content="hi"))
-    updated_image = stored_image(db, "blocks", block.id, ["id", "raw_content", "updated_at"])
+    updated_image = stored_image(
+        db, "blocks", block.id, ["id", "raw_content", "display_content", "updated_at"]
+    )
     db.replace_blocks(HUMAN, doc.id, [NewBlock(doc.id, "p", 1, "a"), NewBlock(doc.id, "p", 2, "b")])
     canvas = db.create_canvas(HUMAN, NewCanvas(ws.id, "C"))
     db.update_canvas_graph(
@@ -128,6 +130,7 @@ def test_every_write_appends_one_change_set_with_its_provenance(db) -> None:
     assert update["columns"] == [
         "id",
         "raw_content",
+        "display_content",
         "updated_at",
         "last_actor_kind",
         "last_actor_id",
@@ -135,7 +138,7 @@ def test_every_write_appends_one_change_set_with_its_provenance(db) -> None:
         "last_workflow_id",
         "edit_event_id",
     ]
-    assert update["rows"][0][:3] == updated_image
+    assert update["rows"][0][:4] == updated_image
     replaced = by_op["replace_blocks"]
     assert (replaced.subject_table, replaced.subject_id) == ("documents", doc.id)
     assert replaced.payload["replaced"] == [
