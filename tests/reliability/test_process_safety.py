@@ -44,6 +44,7 @@ from handshake_storage import (
 from handshake_storage.backends import base
 
 CTX = WriteContext.human("process-safety")
+ROUNDS = 200  # calls per process and fork in the fork test: enough that they interleave
 
 
 def wait_child(pid: int, timeout: float = 120.0) -> int:
@@ -62,21 +63,26 @@ def wait_child(pid: int, timeout: float = 120.0) -> int:
 # -- fork -----------------------------------------------------------------------------------
 
 
-def test_parent_and_forked_child_share_a_database_object_without_crossing(db):
-    db.create_workspace(CTX, NewWorkspace("parent", id="parent"))
+def _fork_round(db: Any, tag: str) -> list[str]:
+    """Fork once; parent and child then make ROUNDS calls each at the same
+    time through the one Database. What went wrong, on either side."""
+    problems: list[str] = []
     for _ in range(3):
         assert db.get_workspace("parent") is not None  # the pool holds a connection
     read, write = os.pipe()
+    go_read, go_write = os.pipe()  # both start together, so their calls interleave
     pid = os.fork()
     if pid == 0:  # the child: its own rows, the parent's pool untouched
         report = b"ok"
         try:
             os.close(read)
-            for i in range(150):
-                db.create_workspace(CTX, NewWorkspace(f"child {i}", id=f"child-{i}"))
-                got = db.get_workspace(f"child-{i}")
-                if got is None or got.id != f"child-{i}":
-                    report = f"child read {got!r} for child-{i}".encode()
+            os.close(go_write)
+            os.read(go_read, 1)
+            for i in range(ROUNDS):
+                db.create_workspace(CTX, NewWorkspace(f"child {i}", id=f"{tag}child-{i}"))
+                got = db.get_workspace(f"{tag}child-{i}")
+                if got is None or got.id != f"{tag}child-{i}":
+                    report = f"child read {got!r} for {tag}child-{i}".encode()
                     break
             if db.get_workspace("parent") is None:
                 report = b"child cannot see the parent's row"
@@ -86,20 +92,79 @@ def test_parent_and_forked_child_share_a_database_object_without_crossing(db):
             os.write(write, report)
             os._exit(0)
     os.close(write)
-    wrong = []
-    for i in range(150):
-        got = db.get_workspace("parent")
-        if got is None or got.id != "parent":
-            wrong.append(got)
-        db.create_workspace(CTX, NewWorkspace(f"parent {i}", id=f"parent-{i}"))
+    os.close(go_read)
+    os.write(go_write, b"g")
+    os.close(go_write)
+    try:
+        for i in range(ROUNDS):
+            got = db.get_workspace("parent")
+            if got is None or got.id != "parent":
+                problems.append(f"parent read {got!r}")
+            db.create_workspace(CTX, NewWorkspace(f"parent {i}", id=f"{tag}parent-{i}"))
+    except StorageError as exc:
+        problems.append(f"parent failed: {exc!r}")
+    status = wait_child(pid)
+    with os.fdopen(read, "rb") as pipe:
+        child = pipe.read()
+    if status != 0 or child != b"ok":
+        problems.append(f"child (exit {status}): {child!r}")
+    return problems
+
+
+def test_parent_and_forked_child_share_a_database_object_without_crossing(db):
+    """Three forks in a row (each child and its parent racing ROUNDS calls):
+    on the old pool one round in about five happened not to cross, three
+    in a row failed every time."""
+    db.create_workspace(CTX, NewWorkspace("parent", id="parent"))
+    expected = {"parent"}
+    for r in range(3):
+        tag = f"r{r}-"
+        assert _fork_round(db, tag) == []
+        expected |= {f"{tag}{who}-{i}" for who in ("parent", "child") for i in range(ROUNDS)}
+    assert {w.id for w in db.list_workspaces()} == expected
+
+
+def test_a_forked_child_never_uses_a_connection_of_its_parent(db):
+    """Deterministic companion of the race above: the child's first
+    checkout is a connection it opened itself (on PostgreSQL: a server
+    session other than the parent's), and the parent's pooled connection
+    still serves the parent afterwards. The old pool handed the child the
+    parent's idle connection every time."""
+    pool = db._adapter.pool
+    assert db.get_workspace("nothing") is None  # the pool now holds one idle connection
+    conn = pool.acquire()
+    parent_conn = id(conn)
+    parent_session = conn.info.backend_pid if db.backend == "postgresql" else None
+    pool.release(conn)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        report = b"ok"
+        try:
+            os.close(read)
+            mine = pool.acquire()
+            session = mine.info.backend_pid if db.backend == "postgresql" else None
+            if id(mine) == parent_conn or (session is not None and session == parent_session):
+                report = b"the child was handed its parent's connection"
+            pool.release(mine)
+            db.create_workspace(CTX, NewWorkspace("from the child", id="from-child"))
+        except BaseException as exc:
+            report = f"child failed: {exc!r}".encode()[:500]
+        finally:
+            os.write(write, report)
+            os._exit(0)
+    os.close(write)
     assert wait_child(pid) == 0
     with os.fdopen(read, "rb") as pipe:
         assert pipe.read() == b"ok"
-    assert wrong == []
-    ids = {w.id for w in db.list_workspaces()}
-    assert ids == {"parent"} | {f"parent-{i}" for i in range(150)} | {
-        f"child-{i}" for i in range(150)
-    }
+    again = pool.acquire()
+    try:
+        assert id(again) == parent_conn  # the parent's connection survived the child
+        if db.backend == "postgresql":
+            assert again.info.backend_pid == parent_session
+    finally:
+        pool.release(again)
+    assert db.get_workspace("from-child") is not None
 
 
 # -- interrupts anywhere -------------------------------------------------------------------
