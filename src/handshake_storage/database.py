@@ -178,7 +178,9 @@ class Database:
         #: the change ledger; its recorder appends each write's change set
         self._ledger = Ledger(adapter, self._q)
         self._recorder = LedgerRecorder(self._ledger) if recorder is NO_RECORDER else recorder
-        self._column_families: dict[str, dict[str, str]] | None = None
+        self._column_families: (
+            tuple[dict[str, dict[str, str]], dict[str, list[tuple[str, str]]]] | None
+        ) = None
         #: table name -> its compiled INSERT
         self._inserts = {t.name: adapter.compile(t.insert_sql) for t in CANONICAL}
         self._fetch = adapter.fetch
@@ -558,50 +560,55 @@ class Database:
         return exchange.import_batch(self._adapter, self._q, self._ledger, self._merger, batch)
 
     def _merger(self, s: Any) -> Merger:
+        families, cascades = self._live_shape(s)
         return Merger(
             self._adapter,
             s,
             functools.partial(authorize, self._guard),
-            self._families(s),
-            self._reindex_block,
-            self._fill_blocks,
+            families,
+            cascades,
+            self._reindex_blocks,
         )
 
-    def _reindex_block(self, s: Any, key: str, document_id: str, raw: str) -> None:
-        """The search rows of one block written by a merge, made anew."""
-        s.execute(self._q.delete_search_rows, (key,))
-        rows = search.index_rows(key, raw)
-        if rows:
-            s.executemany(
-                self._q.insert_search_rows_for_document, [(*x, document_id) for x in rows]
-            )
-
-    def _fill_blocks(self, s: Any, workspace_id: str, rows: list[Sequence[Any]]) -> None:
-        """Insert a document's new blocks (BLOCKS.names order) with their search rows."""
-        if not rows:
-            return
-        q, insert = self._q, self._adapter.insert_rows
-        insert(s, BLOCKS.name, BLOCKS.names, q.insert_block, rows)
-        key, raw = BLOCKS.at["id"], BLOCKS.at["raw_content"]
-        found = [(*x, workspace_id) for r in rows for x in search.index_rows(r[key], r[raw])]
+    def _reindex_blocks(self, s: Any, blocks: list[tuple[str, str, str]]) -> None:
+        """The search rows of blocks a merge wrote ``(id, workspace_id,
+        raw_content)``, made anew: one delete and one insert for them all."""
+        compile = self._adapter.compile
+        for i in range(0, len(blocks), 500):
+            ids = [b[0] for b in blocks[i : i + 500]]
+            sql = PORTABLE.merge_delete_search_rows.replace("{ids}", placeholders(len(ids)))
+            s.execute(compile(sql), ids)
+        found = [(*x, ws) for key, ws, raw in blocks for x in search.index_rows(key, raw)]
         if found:
-            insert(s, "block_search", search.COLUMNS, q.insert_search_row, found)
+            self._adapter.insert_rows(
+                s, "block_search", search.COLUMNS, self._q.insert_search_row, found
+            )
 
     def _logged(self, s: Any, create: bool = True) -> bool:
         """Whether this database keeps a change ledger (migrated far enough);
         ``create=False`` in read-only transactions."""
         return self._ledger.replica_id(s, create=create) is not None
 
-    def _families(self, s: Any) -> dict[str, dict[str, str]]:
-        """Column type families per table, from the live schema (cached)."""
-        families = self._column_families
-        if families is None:
+    def _live_shape(
+        self, s: Any
+    ) -> tuple[dict[str, dict[str, str]], dict[str, list[tuple[str, str]]]]:
+        """From the live schema (cached): column type families per table, and
+        per table the ``(child table, column)`` foreign keys that cascade
+        its deletes."""
+        shape = self._column_families
+        if shape is None:
             schema = self._adapter.introspect(s)
-            families = self._column_families = {
+            families = {
                 name: {c.name: c.family for c in table.columns}
                 for name, table in schema.tables.items()
             }
-        return families
+            cascades: dict[str, list[tuple[str, str]]] = {}
+            for name, table in schema.tables.items():
+                for fk in table.foreign_keys:
+                    if fk.on_delete.upper() == "CASCADE" and len(fk.columns) == 1:
+                        cascades.setdefault(fk.ref_table, []).append((name, fk.columns[0]))
+            shape = self._column_families = (families, cascades)
+        return shape
 
     def conflicts(
         self,

@@ -11,6 +11,7 @@ a database is opened (:meth:`Queries.compiled_for`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Protocol
 
@@ -357,6 +358,16 @@ class Queries:
         "INSERT INTO sync_conflicts (id, detected_at, scope, kind, table_name, row_id, "
         "loser_event_id, winner_event_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
+    # What a chunk of received change sets reads up front ({ids}: placeholders).
+    merge_stamps_of_events: str = (
+        "SELECT edit_event_id, hlc FROM sync_changes WHERE edit_event_id IN ({ids})"
+    )
+    merge_subjects_changes: str = (
+        "SELECT hlc, edit_event_id, operation, actor_kind, actor_id, job_id, workflow_id, "
+        "payload, origin_id, seq, subject_id FROM sync_changes "
+        "WHERE subject_table = ? AND status = 'applied' AND subject_id IN ({ids})"
+    )
+    merge_delete_search_rows: str = "DELETE FROM block_search WHERE block_id IN ({ids})"
 
     def compiled_for(self, compiler: Compiler) -> Queries:
         """This set of queries in ``compiler``'s dialect."""
@@ -364,3 +375,48 @@ class Queries:
 
 
 PORTABLE = Queries()
+
+
+# -- the merge's statements about a table named by a change set (sync/) ------------------
+# Table and column names come from change sets, checked against the live schema before
+# any of these is built (sync/merge.py). Row locks: ``{for_update}`` for rows a merge
+# decides on, ``{for_key_share}`` for parents that must stay while children go in.
+
+MERGE_LOCKS = ("{for_update}", "{for_key_share}", "")
+
+
+def merge_rows(table: str, columns: Sequence[str], count: int, lock: str) -> str:
+    """Rows of ``table`` by id, locked in id order (the lock order within a table)."""
+    return (
+        f"SELECT {', '.join(columns)} FROM {table} WHERE id IN ({placeholders(count)}) "
+        f"ORDER BY id{{C}}{lock}"
+    )
+
+
+def merge_row(table: str, columns: Sequence[str]) -> str:
+    return f"SELECT {', '.join(columns)} FROM {table} WHERE id = ?"
+
+
+def merge_insert(table: str, columns: Sequence[str], *, if_absent: bool) -> str:
+    conflict = " ON CONFLICT (id) DO NOTHING" if if_absent else ""
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders(len(columns))})"
+        + conflict
+    )
+
+
+def merge_update(table: str, names: Sequence[str]) -> str:
+    return f"UPDATE {table} SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?"
+
+
+def merge_delete(table: str) -> str:
+    return f"DELETE FROM {table} WHERE id = ?"
+
+
+def merge_children(table: str, column: str) -> str:
+    """A parent's children with their versions, in id order."""
+    return f"SELECT id, edit_event_id FROM {table} WHERE {column} = ? ORDER BY id{{C}}"
+
+
+def merge_delete_children(table: str, column: str) -> str:
+    return f"DELETE FROM {table} WHERE {column} = ?"

@@ -620,8 +620,10 @@ class Adapter(ABC):
 
     def compile(self, sql: str) -> str:
         """Turn portable query text into this backend's dialect."""
-        return sql.replace("{C}", self.features.binary_collation).replace(
-            "{for_update}", self.row_lock_clause
+        return (
+            sql.replace("{C}", self.features.binary_collation)
+            .replace("{for_update}", self.row_lock_clause)
+            .replace("{for_key_share}", self.key_share_clause)
         )
 
     @abstractmethod
@@ -636,6 +638,10 @@ class Adapter(ABC):
     #: (``{for_update}`` in queries.py); SQLite's write transaction holds the
     #: whole database already.
     row_lock_clause: str = ""
+    #: likewise, a lock that keeps the rows (and their keys) from being deleted
+    #: while letting others lock them too (``{for_key_share}``): what a
+    #: foreign-key check takes on a parent, taken up front.
+    key_share_clause: str = ""
 
     #: code -> rule; a code is looked up whole, then by ever shorter prefixes
     #: ("23505", then "23"; "SQLITE_CONSTRAINT_CHECK", then "SQLITE_CONSTRAINT").
@@ -723,6 +729,16 @@ class Adapter(ABC):
     #: costs one more round trip than a pipelined ``executemany`` but far
     #: less per row (measured for the benchmark suite, bench/).
     bulk_threshold: int = 64
+
+    def execute_groups(
+        self, session: Session, groups: Sequence[tuple[str, Sequence[Sequence[Any]]]]
+    ) -> list[int]:
+        """Run each ``(sql, rows)`` group with ``executemany``, in order; the
+        rows each group affected. A backend may send them all at once."""
+        counts = []
+        for sql, rows in groups:
+            counts.append(session.executemany(sql, rows).rowcount)
+        return counts
 
     def insert_rows(
         self,

@@ -144,6 +144,7 @@ _KEY_COLUMNS = re.compile(r"^Key \(([^)]*)\)=")
 
 class PostgreSQLAdapter(Adapter):
     row_lock_clause = " FOR UPDATE"
+    key_share_clause = " FOR KEY SHARE"
     features = Features(
         name="postgresql",
         binary_collation=' COLLATE "C"',
@@ -506,6 +507,25 @@ class PostgreSQLAdapter(Adapter):
             )
 
     # -- bulk work ----------------------------------------------------------
+
+    def execute_groups(
+        self, session: Session, groups: Sequence[tuple[str, Sequence[Sequence[Any]]]]
+    ) -> list[int]:
+        """All groups in one pipeline: one round trip to the server, not one
+        per statement (psycopg's ``executemany`` alone syncs once per group)."""
+        if not groups:
+            return []
+        cursors = []
+        try:
+            with session.pipeline():  # type: ignore[attr-defined]
+                for sql, rows in groups:
+                    cur = session.cursor()  # type: ignore[attr-defined]
+                    cursors.append(cur)
+                    cur.executemany(sql, rows)
+            return [cur.rowcount for cur in cursors]
+        finally:
+            for cur in cursors:
+                cur.close()
 
     def bulk_insert(
         self, session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]

@@ -13,18 +13,22 @@ import heapq
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from ..backends.base import SNAPSHOT, WRITE, Adapter, Session
 from ..errors import ConflictError, StorageError, ValidationError
-from ..ledger import Ledger, change_from_row, encode_payload, stamp_parts
+from ..ledger import APPLIED, Ledger, change_from_row, stamp_parts
 from . import batch as batch_format
 from .merge import Merger
 
 Vector = dict[str, dict[str, int]]
+
+#: Change sets applied together (read up front, written in one go: merge.py);
+#: bounds the memory an import holds beyond its batch.
+CHUNK_SIZE = 500
 
 #: Attempts of one import batch that meets a concurrent importer or a
 #: serialization failure before the ConflictError surfaces.
@@ -155,10 +159,9 @@ def _import_once(
     q: Any,
     ledger: Ledger,
     make_merger: Callable[[Session], Merger],
-    changes: Iterable[Any],
+    changes: Sequence[Any],
 ) -> ImportReport:
     report = ImportReport()
-    enc = adapter.encode_timestamp
     with adapter.transaction(WRITE) as s:
         replica = _require(ledger, s, adapter)
         marks = {(o, sc): n for o, sc, n in s.execute(q.sync_counters).fetchall()}
@@ -166,41 +169,23 @@ def _import_once(
         advanced: dict[tuple[str, str], int] = {}
         placed: dict[str, int] = defaultdict(int)
         newest: dict[str, str] = {}
-        for c in changes:
-            key = (c.origin_id, c.scope)
-            if c.seq <= advanced.get(key, marks.get(key, 0)):
-                report.skipped += 1
-                continue
-            status = merger.apply(c)
-            placed[c.scope] += 1
-            s.execute(
-                q.ledger_insert,
-                (
-                    c.origin_id,
-                    c.scope,
-                    c.seq,
-                    -placed[c.scope],
-                    c.hlc,
-                    str(c.edit_event_id),
-                    c.actor_kind.value,
-                    c.actor_id,
-                    None if c.job_id is None else str(c.job_id),
-                    None if c.workflow_id is None else str(c.workflow_id),
-                    c.operation,
-                    c.subject_table,
-                    c.subject_id,
-                    status,
-                    enc(c.written_at),
-                    encode_payload(c.payload),
-                ),
-            )
-            advanced[key] = c.seq
-            if c.hlc > newest.get(c.scope, ""):
-                newest[c.scope] = c.hlc
-            if status == "applied":
-                report.applied += 1
-            else:
-                report.rejected += 1
+        for start in range(0, len(changes), CHUNK_SIZE):
+            todo = []
+            for c in changes[start : start + CHUNK_SIZE]:
+                key = (c.origin_id, c.scope)
+                if c.seq <= advanced.get(key, marks.get(key, 0)):
+                    report.skipped += 1
+                    continue
+                advanced[key] = c.seq
+                placed[c.scope] += 1
+                todo.append((c, -placed[c.scope]))  # placed for good by _place
+                if c.hlc > newest.get(c.scope, ""):
+                    newest[c.scope] = c.hlc
+            for status in merger.apply_chunk(todo):
+                if status == APPLIED:
+                    report.applied += 1
+                else:
+                    report.rejected += 1
         report.conflicts = merger.conflicts
         # Counters last, in (origin, scope) order: the fixed lock order.
         touched = sorted(set(advanced) | {(replica, sc) for sc in placed})

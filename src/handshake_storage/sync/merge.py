@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,9 +32,10 @@ from ..backends.base import Adapter, Session
 from ..errors import GuardError, ValidationError
 from ..guard import WriteContext
 from ..ledger import APPLIED, REJECTED, ChangeSet, encode_payload
-from ..queries import PORTABLE
+from ..queries import MERGE_LOCKS, PORTABLE, merge_children, merge_row, placeholders
 from ..schema import BOOLEAN, TIMESTAMP
-from ..tables import BLOCKS, CANONICAL, WORKSPACES
+from ..tables import CANONICAL, WORKSPACES
+from .chunk import LOAD_SLICE, ChunkState, Reindex
 
 #: Which rule applies to each operation.
 INSERT, UPDATE, DELETE, GENERATION = "insert", "update", "delete", "generation"
@@ -88,8 +90,6 @@ GENERATIONS = {
     "update_canvas_graph": ("canvases", ("canvas_edges", "canvas_nodes")),
 }
 
-_BLOCK_COLUMNS = BLOCKS.names
-
 #: The canonical tables change sets may write (never the sync bookkeeping).
 SYNCED_TABLES = frozenset(t.name for t in CANONICAL)
 
@@ -136,13 +136,18 @@ def provenance(c: ChangeSet) -> dict[str, Any]:
 
 
 class Merger:
-    """Applies change sets inside one import transaction.
+    """Applies change sets inside one import transaction, a chunk at a time.
 
     ``authorize(ctx, resource_id)`` is the database's guard check;
-    ``families`` maps table -> column -> type family (from the live schema);
-    ``reindex(s, block_id, document_id, raw)`` and
-    ``fill_blocks(s, workspace_id, rows)`` are the business logic's own
-    search-projection upkeep.
+    ``families`` maps table -> column -> type family and ``cascades`` table
+    -> the ``(child, column)`` foreign keys deleted with it (both from the
+    live schema); ``reindex(s, [(block_id, workspace_id, raw)])`` is the
+    business logic's own search-projection upkeep.
+
+    ``apply_chunk`` reads what the chunk's rules decide on up front (one
+    query per table and lock kind, ``_prefetch``), runs the rules against
+    that state in memory (``chunk.ChunkState``), and sends the writes
+    together: the same outcome as applying the change sets one by one.
     """
 
     def __init__(
@@ -151,29 +156,34 @@ class Merger:
         session: Session,
         authorize: Callable[[WriteContext, str], Any],
         families: dict[str, dict[str, str]],
-        reindex: Callable[[Session, str, str, str], None],
-        fill_blocks: Callable[[Session, str, list[Sequence[Any]]], None],
+        cascades: dict[str, list[tuple[str, str]]],
+        reindex: Reindex,
     ) -> None:
         self._a = adapter
         self._s = session
         self._authorize = authorize
         self._families = families
+        self._cascades = cascades
         self._reindex = reindex
-        self._fill_blocks = fill_blocks
-        self._compiled: dict[str, str] = {}
         self._enc = adapter.encode_timestamp
+        self._state = ChunkState(adapter, session, families, cascades)
+        # What the chunk's ledger holds beyond the database: appended change
+        # sets by edit_event_id, and the subjects' applied ones (prefetched
+        # from the database, then appended to).
+        self._events: dict[str, tuple[Any, ...]] = {}
+        self._stamps: dict[str, str] = {}
+        self._subjects: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+        self._mine: dict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
         self.conflicts = 0
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _sql(self, text: str) -> str:
-        sql = self._compiled.get(text)
-        if sql is None:
-            sql = self._compiled[text] = self._a.compile(text)
-        return sql
-
     def _run(self, text: str, params: Sequence[Any] = ()) -> Any:
-        return self._s.execute(self._sql(text), params)
+        return self._s.execute(self._state.sql(text), params)
+
+    def _read(self, text: str, params: Sequence[Any] = ()) -> Any:
+        """A read of content tables: sees the chunk's writes so far."""
+        return self._state.barrier().execute(self._state.sql(text), params)
 
     def _to_db(self, table: str, columns: Sequence[str], values: Sequence[Any]) -> list[Any]:
         """Row-image values (JSON) as this backend takes them."""
@@ -212,26 +222,32 @@ class Merger:
             out.append(value)
         return out
 
-    def _row(self, table: str, key: str, columns: Sequence[str], lock: bool = False) -> Any:
-        if lock:  # an UPDATE that changes nothing: locks the row on PostgreSQL, portably
-            sql = f"UPDATE {table} SET id = id WHERE id = ? RETURNING {', '.join(columns)}"
-        else:
-            sql = f"SELECT {', '.join(columns)} FROM {table} WHERE id = ?"
-        return self._run(sql, (key,)).fetchone()
+    def _row(self, table: str, key: Any, lock: str = "") -> dict[str, Any] | None:
+        return self._state.row(table, key, lock)
 
-    def _exists(self, table: str, key: str) -> bool:
-        return self._run(f"SELECT 1 FROM {table} WHERE id = ?", (key,)).fetchone() is not None
+    def _exists(self, table: str, key: Any) -> bool:
+        return self._state.row(table, key) is not None
 
     def _event_of(self, table: str, key: str) -> str | None:
-        r = self._run(f"SELECT edit_event_id FROM {table} WHERE id = ?", (key,)).fetchone()
-        return None if r is None else str(r[0])
+        r = self._state.row(table, key)
+        return None if r is None else str(r["edit_event_id"])
+
+    def _stored(self, table: str, key: str, columns: Sequence[str]) -> Any:
+        """The row's stored values as the database returns them (conflict log)."""
+        return self._read(merge_row(table, columns), (key,)).fetchone()
 
     def _stamp_of(self, event: str | None) -> str:
         """The HLC stamp of the change set with this edit_event_id ('' if unknown)."""
         if event is None:
             return ""
-        r = self._run(PORTABLE.merge_stamp_of_event, (event,)).fetchone()
-        return "" if r is None else str(r[0])
+        mine = self._events.get(event)
+        if mine is not None:
+            return str(mine[2])
+        stamp = self._stamps.get(event)
+        if stamp is None:
+            r = self._run(PORTABLE.merge_stamp_of_event, (event,)).fetchone()
+            stamp = "" if r is None else str(r[0])
+        return stamp
 
     def log(
         self,
@@ -245,7 +261,7 @@ class Merger:
         """One entry of the conflict log: what lost, and to what."""
         self.conflicts += 1
         detail = {"loser": loser, "winner": winner}
-        self._run(
+        self._state.defer(
             PORTABLE.merge_log_conflict,
             (
                 str(uuid.uuid4()),
@@ -263,7 +279,9 @@ class Merger:
     def _local_provenance(self, event: str | None) -> dict[str, Any] | None:
         if event is None:
             return None
-        r = self._run(PORTABLE.merge_change_by_event, (event,)).fetchone()
+        r = self._events.get(event)
+        if r is None:
+            r = self._run(PORTABLE.merge_change_by_event, (event,)).fetchone()
         if r is None:
             return {"edit_event_id": event}
         keys = ("origin_id", "seq", "hlc", "operation", "actor_kind", "actor_id", "job_id")
@@ -271,19 +289,140 @@ class Merger:
 
     def _image(self, table: str, key: str) -> dict[str, Any] | None:
         columns = list(self._families[table])
-        r = self._row(table, key, columns)
+        r = self._stored(table, key, columns)
         if r is None:
             return None
         return {"table": table, "columns": columns, "rows": [self._from_db(table, columns, r)]}
 
-    # -- the rules ----------------------------------------------------------------------
+    # -- a chunk ------------------------------------------------------------------------
 
-    def apply(self, c: ChangeSet) -> str:
-        """Apply one change set; returns its status (applied / rejected)."""
-        rule = RULES.get(c.operation)
-        if rule is None:
+    def apply_chunk(self, changes: Sequence[tuple[ChangeSet, int]]) -> list[str]:
+        """Apply change sets (with their temporary local positions) in order
+        and append them to the ledger; their statuses (applied / rejected)."""
+        for c, _ in changes:
+            self._check(c)
+        self._prefetch([c for c, _ in changes])
+        statuses = []
+        for c, position in changes:
+            status = self._apply(c)
+            self._append(c, status, position)
+            statuses.append(status)
+        self._state.finish(self._reindex)
+        self._events.clear()
+        self._stamps.clear()
+        self._subjects.clear()
+        self._mine.clear()
+        return statuses
+
+    def _check(self, c: ChangeSet) -> None:
+        if c.operation not in RULES:
             raise ValidationError(f"a change set has unknown operation {c.operation!r}")
         self._check_names(c)
+
+    def _prefetch(self, changes: Sequence[ChangeSet]) -> None:
+        """Read (and lock) the rows the chunk's rules decide on: per table,
+        parents first (the lock order), the rows merged or replaced under
+        ``{for_update}``, the parents inserts go under with ``{for_key_share}``,
+        the rest unlocked; then the documents of the blocks, the stamps of
+        the generations, and the ledger entries of job and workflow rows."""
+        keys: dict[str, dict[str, set[Any]]] = defaultdict(lambda: defaultdict(set))
+        entries: dict[str, set[str]] = defaultdict(set)
+        update, share = MERGE_LOCKS[0], MERGE_LOCKS[1]
+        for c in changes:
+            rule = RULES[c.operation]
+            if c.status == REJECTED:
+                continue  # writes nothing
+            if rule == GENERATION:
+                keys[GENERATIONS[c.operation][0]][update].add(c.subject_id)
+                continue
+            if rule == DELETE:
+                keys[c.subject_table][""].add(c.subject_id)
+                continue
+            for group in c.payload.get("put", ()):
+                table, columns = group["table"], group["columns"]
+                parent = PARENTS.get(table) if rule == INSERT else None
+                at = columns.index(parent[1]) if parent and parent[1] in columns else None
+                for values in group["rows"]:
+                    keys[table][update].add(values[0])
+                    if parent is not None and at is not None:
+                        keys[parent[0]][share].add(values[at])
+                    if rule == UPDATE and "edit_event_id" not in self._families[table]:
+                        entries[table].add(values[0])
+        state = self._state
+        for table in (t.name for t in CANONICAL):
+            for lock in MERGE_LOCKS:
+                state.load(table, keys[table][lock], lock)
+        blocks = {*keys["blocks"][update], *keys["blocks"][""]}
+        rows = (state.row("blocks", k) for k in blocks if state.known("blocks", k))
+        state.load("documents", (r["document_id"] for r in rows if r is not None))
+        generations = [
+            state.row(GENERATIONS[c.operation][0], c.subject_id)
+            for c in changes
+            if RULES[c.operation] == GENERATION and c.status != REJECTED
+        ]
+        events = sorted({str(r["edit_event_id"]) for r in generations if r is not None})
+        for i in range(0, len(events), LOAD_SLICE):
+            part = events[i : i + LOAD_SLICE]
+            sql = PORTABLE.merge_stamps_of_events.replace("{ids}", placeholders(len(part)))
+            self._stamps.update(dict.fromkeys(part, ""))
+            self._stamps.update((str(e), str(h)) for e, h in self._run(sql, part).fetchall())
+        for table, subjects in entries.items():
+            ids = sorted(k for k in subjects if isinstance(k, str))
+            for i in range(0, len(ids), LOAD_SLICE):
+                part = ids[i : i + LOAD_SLICE]
+                sql = PORTABLE.merge_subjects_changes.replace("{ids}", placeholders(len(part)))
+                for key in part:
+                    self._subjects[(table, key)] = []
+                for r in self._run(sql, (table, *part)).fetchall():
+                    self._subjects[(table, r[10])].append(r[:10])
+
+    def _append(self, c: ChangeSet, status: str, position: int) -> None:
+        """The change set's ledger row, with its provenance untouched."""
+        payload = encode_payload(c.payload)
+        event = str(c.edit_event_id)
+        job = None if c.job_id is None else str(c.job_id)
+        workflow = None if c.workflow_id is None else str(c.workflow_id)
+        kind = c.actor_kind.value
+        self._state.defer(
+            PORTABLE.ledger_insert,
+            (
+                c.origin_id,
+                c.scope,
+                c.seq,
+                position,
+                c.hlc,
+                event,
+                kind,
+                c.actor_id,
+                job,
+                workflow,
+                c.operation,
+                c.subject_table,
+                c.subject_id,
+                status,
+                self._enc(c.written_at),
+                payload,
+            ),
+        )
+        self._events[event] = (
+            c.origin_id,
+            c.seq,
+            c.hlc,
+            c.operation,
+            kind,
+            c.actor_id,
+            job,
+            workflow,
+        )
+        if status == APPLIED:
+            # as merge_subject_changes reads it, with the payload parsed
+            entry = (c.hlc, event, c.operation, kind, c.actor_id, job, workflow, c.payload)
+            self._mine[(c.subject_table, c.subject_id)].append((*entry, c.origin_id, c.seq))
+
+    # -- the rules ----------------------------------------------------------------------
+
+    def _apply(self, c: ChangeSet) -> str:
+        """Apply one change set; returns its status (applied / rejected)."""
         if c.status == REJECTED:
             self._reject(c, "rejected where it was written")
             return REJECTED
@@ -294,7 +433,7 @@ class Merger:
             except GuardError as exc:
                 self._reject(c, str(exc))
                 return REJECTED
-        getattr(self, f"_{rule}")(c)
+        getattr(self, f"_{RULES[c.operation]}")(c)
         return APPLIED
 
     def _check_names(self, c: ChangeSet) -> None:
@@ -334,10 +473,10 @@ class Merger:
             return None
         document_id = row["document_id"] if row and "document_id" in row else None
         if document_id is None:
-            r = self._row("blocks", c.subject_id, ["document_id"])
+            r = self._row("blocks", c.subject_id)
             if r is None:
                 return None
-            document_id = r[0]
+            document_id = r["document_id"]
         current = self._event_of("documents", document_id)
         if current is None or current == c.payload["base"]:
             return None
@@ -358,14 +497,8 @@ class Merger:
                     self._lose(c, STALE, table, key, stale)
                     continue
                 params = self._to_db(table, columns, values)
-                inserted = self._run(
-                    f"INSERT INTO {table} ({', '.join(columns)}) "
-                    f"VALUES ({', '.join('?' * len(columns))}) ON CONFLICT (id) DO NOTHING",
-                    params,
-                ).rowcount
-                if inserted:
-                    if table == "blocks":
-                        self._reindex(self._s, key, row["document_id"], row["raw_content"])
+                if self._row(table, key, MERGE_LOCKS[0]) is None:
+                    self._state.insert(table, columns, [params], checked=True)
                 else:  # the same id created elsewhere too: merge field by field
                     self._merge_fields(c, table, key, columns, values)
 
@@ -385,15 +518,14 @@ class Merger:
     ) -> None:
         has_event = "edit_event_id" in self._families[table]
         names = list(columns[1:])
-        current = self._row(table, key, [*names, *(["edit_event_id"] if has_event else [])], True)
+        current = self._row(table, key, MERGE_LOCKS[0])
         if current is None:
             self._lose(c, DELETED, table, key, None)
             return
         prev = c.payload.get("prev")
         incoming = dict(zip(columns, values, strict=True))
-        if has_event and prev is not None and str(current[-1]) == prev:
+        if has_event and prev is not None and str(current["edit_event_id"]) == prev:
             won = names  # it overwrote exactly what is here: no concurrency
-            entries: list[_Entry] = []
         else:
             entries = self._entries(table, key, exclude=c)
             ancestors = self._ancestors(entries, prev)
@@ -417,10 +549,12 @@ class Merger:
                         "values": [key, *(incoming[n] for n in fields)],
                     }
                     self.log(c, FIELD, table, key, loser, {"provenance": best.provenance})
-            stored = dict(zip(names, current, strict=False))
+            stored: dict[str, Any] | None = None
             for best, lost in beaten.values():
                 fields = [n for n in lost if n not in BOOKKEEPING]
                 if fields:
+                    if stored is None:  # as the database holds them, for the log
+                        stored = dict(zip(names, self._stored(table, key, names), strict=True))
                     old = self._from_db(table, fields, [stored[n] for n in fields])
                     loser = {
                         "provenance": best.provenance,
@@ -431,19 +565,18 @@ class Merger:
         if not won:
             return
         params = self._to_db(table, won, [incoming[n] for n in won])
-        assignments = ", ".join(f"{n} = ?" for n in won)
-        self._run(f"UPDATE {table} SET {assignments} WHERE id = ?", (*params, key))
-        if table == "blocks" and "raw_content" in won:
-            r = self._row("blocks", key, ["document_id"])
-            self._reindex(self._s, key, r[0], incoming["raw_content"])
+        self._state.update(table, key, won, params)
 
     def _entries(self, table: str, key: str, exclude: ChangeSet) -> list[_Entry]:
         """The applied local change sets about one row, with what each wrote to it."""
+        stored = self._subjects.get((table, key))
+        if stored is None:
+            stored = self._run(PORTABLE.merge_subject_changes, (table, key)).fetchall()
         out = []
-        for r in self._run(PORTABLE.merge_subject_changes, (table, key)):
+        for r in [*stored, *self._mine.get((table, key), ())]:
             if r[8] == exclude.origin_id and r[9] == exclude.seq:
                 continue
-            payload = json.loads(r[7])
+            payload = r[7] if isinstance(r[7], dict) else json.loads(r[7])
             columns: dict[str, Any] = {}
             for group in payload.get("put", ()):
                 if group["table"] == table:
@@ -486,40 +619,42 @@ class Merger:
             if c.operation != "prune_ai_jobs" and table != c.subject_table:
                 continue  # the cascade removes the rest
             for r in group["rows"]:
-                self._run(f"DELETE FROM {table} WHERE id = ?", (r[0],))
+                self._state.delete(table, r[0])
 
     def _log_unseen(self, c: ChangeSet, seen: dict[tuple[str, str], Any]) -> None:
         """Rows the delete removes here that its writer had not seen as they
         are: concurrent edits, which lose to the delete."""
-        for table, key in self._doomed(c.subject_table, c.subject_id):
-            event = self._event_of(table, key)
+        for table, key, event in self._doomed(c.subject_table, c.subject_id):
             if seen.get((table, key), "\0missing") == event:
                 continue
             image = self._image(table, key)
             loser = {"provenance": self._local_provenance(event), "rows": [image]}
             self.log(c, DELETED, table, key, loser, {"provenance": provenance(c)})
 
-    def _doomed(self, table: str, key: str) -> list[tuple[str, str]]:
-        """The row and everything its delete cascades to, here and now."""
-        if not self._exists(table, key):
-            return []
-        out = [(table, key)]
+    def _doomed(self, table: str, key: str) -> list[tuple[str, str, str]]:
+        """The row and everything its delete cascades to, here and now, with
+        their versions (edit_event_id)."""
+        event = self._event_of(table, key)
+        return [] if event is None else self._cascade(table, key, event)
+
+    def _cascade(self, table: str, key: str, event: str) -> list[tuple[str, str, str]]:
+        out = [(table, key, event)]
         for child, (parent, column) in PARENTS.items():
             if parent == table:
-                for (child_key,) in self._run(
-                    f"SELECT id FROM {child} WHERE {column} = ?", (key,)
+                for child_key, child_event in self._read(
+                    merge_children(child, column), (key,)
                 ).fetchall():
-                    out += self._doomed(child, child_key)
+                    out += self._cascade(child, child_key, str(child_event))
         return out
 
     def _generation(self, c: ChangeSet) -> None:
         parent, children = GENERATIONS[c.operation]
         key = c.subject_id
-        current = self._row(parent, key, ["workspace_id", "edit_event_id"], lock=True)
+        current = self._row(parent, key, MERGE_LOCKS[0])
         if current is None:
             self._lose(c, DELETED, parent, key, None)
             return
-        workspace_id, generation = current[0], str(current[1])
+        generation = str(current["edit_event_id"])
         if c.hlc < self._stamp_of(generation):
             self._lose(c, STALE, parent, key, generation)
             return
@@ -529,40 +664,20 @@ class Merger:
         puts = {g["table"]: g for g in c.payload.get("put", ())}
         column = "document_id" if parent == "documents" else "canvas_id"
         for child in children:
-            rows = self._run(
-                f"SELECT id, edit_event_id FROM {child} WHERE {column} = ? ORDER BY id{{C}}",
-                (key,),
-            ).fetchall()
+            rows = self._read(merge_children(child, column), (key,)).fetchall()
             for child_key, event in rows:
                 if replaced.get((child, child_key)) != str(event):
                     image = self._image(child, child_key)
                     loser = {"provenance": self._local_provenance(str(event)), "rows": [image]}
                     self.log(c, STALE, child, child_key, loser, {"provenance": provenance(c)})
-            self._run(f"DELETE FROM {child} WHERE {column} = ?", (key,))
+            self._state.delete_children(child, column, key)
         touch = puts[parent]
         names = touch["columns"][1:]
-        params = self._to_db(parent, names, touch["rows"][0][1:])
-        self._run(
-            f"UPDATE {parent} SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
-            (*params, key),
-        )
+        self._state.update(parent, key, names, self._to_db(parent, names, touch["rows"][0][1:]))
         for child in reversed(children):
             group = puts.get(child)
             if not group or not group["rows"]:
                 continue
             columns = group["columns"]
             rows = [self._to_db(child, columns, r) for r in group["rows"]]
-            if child == "blocks":
-                order = [columns.index(n) for n in _BLOCK_COLUMNS]
-                self._fill_blocks(self._s, workspace_id, [[r[i] for i in order] for r in rows])
-            else:
-                self._a.insert_rows(
-                    self._s,
-                    child,
-                    columns,
-                    self._sql(
-                        f"INSERT INTO {child} ({', '.join(columns)}) "
-                        f"VALUES ({', '.join('?' * len(columns))})"
-                    ),
-                    rows,
-                )
+            self._state.insert(child, columns, rows, checked=False)
