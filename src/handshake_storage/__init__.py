@@ -12,6 +12,7 @@ Layout: ``database.py`` is the interface, ``models.py`` the types,
 
 from .database import Database, open_database
 from .errors import (
+    AuthenticationError,
     BackendUnavailableError,
     ConflictError,
     CorruptDataError,
@@ -60,6 +61,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AccessMode",
     "AiJob",
+    "AuthenticationError",
     "BackendUnavailableError",
     "Block",
     "BlockUpdate",

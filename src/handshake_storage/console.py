@@ -27,6 +27,7 @@ from uuid import UUID
 import click
 
 from .errors import StorageError
+from .url import URL_ERROR
 
 
 class Exit(IntEnum):
@@ -77,11 +78,13 @@ def warn(message: str) -> None:
 
 @contextmanager
 def reported() -> Iterator[None]:
-    """Storage errors become a one-line message and exit 1; Ctrl-C exits 130."""
+    """Storage errors become a one-line message and exit 1 (a URL found
+    malformed only when connecting: 2, like one refused up front); Ctrl-C
+    exits 130."""
     try:
         yield
     except StorageError as exc:
-        fail(str(exc))
+        fail(str(exc), Exit.USAGE if exc.code == URL_ERROR else Exit.FAILURE)
     except KeyboardInterrupt:
         fail("interrupted", Exit.INTERRUPTED)
 

@@ -79,6 +79,14 @@ class BackendUnavailableError(StorageError):
     code = "HSK-503-UNAVAILABLE"
 
 
+class AuthenticationError(BackendUnavailableError):
+    """The server refused the login (wrong password, unknown role, no
+    password given where one is required). Retrying will not help; the
+    message names the user and the server, never the password."""
+
+    code = "HSK-401-AUTHENTICATION"
+
+
 class CorruptDataError(StorageError):
     """A stored value the API cannot read: written by another tool (a
     malformed timestamp text, invalid JSON text, an unknown enum string).
@@ -99,6 +107,7 @@ class MigrationError(StorageError):
 
 
 __all__ = [
+    "AuthenticationError",
     "BackendUnavailableError",
     "ConflictError",
     "CorruptDataError",

@@ -10,6 +10,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from platformdirs import user_data_dir
@@ -61,14 +62,25 @@ def scrub(text: str, secrets: tuple[str, ...]) -> str:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SECRET_PARAM = re.compile(r"((?:^|[?&])(?:password|passwd|sslpassword)=)[^&#]*", re.IGNORECASE)
+
+
+#: ``StorageError.code`` of every refused URL (a usage error for the CLI).
+URL_ERROR = "HSK-422-URL"
+
+
+def url_error(message: str) -> ValidationError:
+    """The error for a URL that cannot work, saying what is wrong with it."""
+    return ValidationError(message, code=URL_ERROR)
 
 
 def parse_url(url: str) -> DatabaseURL:
-    """Parse and validate ``url``; raise :class:`ValidationError` if unusable."""
-    if not isinstance(url, str) or not url:
-        raise ValidationError("database URL must be a non-empty string")
+    """Parse and validate ``url``; raise :class:`ValidationError` (code
+    :data:`URL_ERROR`) naming what is malformed, never the password."""
+    if not isinstance(url, str) or not url.strip():
+        raise url_error("database URL must be a non-empty string")
     if _CONTROL.search(url):
-        raise ValidationError("database URL contains control characters")
+        raise url_error("database URL contains control characters")
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -76,13 +88,18 @@ def parse_url(url: str) -> DatabaseURL:
     if parts is None:
         # Raised outside the handler: urllib's message quotes the whole
         # network location, password included, and must not be chained.
-        raise ValidationError(
-            f"malformed database URL: {redact(url)} (a character in it is not allowed "
-            "there; percent-encode the user name and password)"
+        raise url_error(
+            f"malformed database URL {redact(url)}: an unmatched '[' or ']' (an IPv6 "
+            "address is written [::1]; in a user name or password write %5B and %5D)"
+        )
+    if not parts.scheme:
+        raise url_error(
+            f"the database URL {redact(url)} has no scheme: "
+            "write sqlite:///path/to/file.db or postgresql://user@host/dbname"
         )
     backend = _SCHEMES.get(parts.scheme.lower())
     if backend is None:
-        raise ValidationError(
+        raise url_error(
             f"unsupported database URL scheme {parts.scheme!r}: "
             "use sqlite:///path/to/file.db or postgresql://..."
         )
@@ -91,20 +108,74 @@ def parse_url(url: str) -> DatabaseURL:
     params = dict(parse_qsl(parts.query, keep_blank_values=True))
     if backend == "sqlite":
         if parts.netloc:
-            raise ValidationError(
+            raise url_error(
                 f"a sqlite URL has no host: write sqlite:///relative.db or "
                 f"sqlite:////absolute.db, not {redacted}"
             )
         raw_path = unquote(parts.path)
         path_text = raw_path[1:] if raw_path.startswith("/") else raw_path
         if not path_text or path_text == ":memory:":
-            raise ValidationError("a sqlite URL must name a database file")
+            raise url_error("a sqlite URL must name a database file")
         return DatabaseURL(
             backend, url, redacted, path=Path(path_text), params=params, secrets=secrets
         )
-    if not parts.path.strip("/") and not parts.netloc and "host" not in params:
-        raise ValidationError(f"a postgresql URL needs a host or a database: {redacted}")
+    _check_postgresql(url, parts, params, redacted)
     return DatabaseURL(backend, url, redacted, params=params, secrets=secrets)
+
+
+_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _check_postgresql(url: str, parts: Any, params: dict[str, str], redacted: str) -> None:
+    """What urllib accepts but libpq would read differently (connecting to
+    another host, or quoting part of a password in its error) or refuse
+    only when connecting. Messages name the problem, never the password."""
+    netloc = parts.netloc
+    rest = url.partition("://")[2]
+    delimiters = [i for i in (rest.find(c) for c in "/?#") if i >= 0]
+    cut = min(delimiters, default=len(rest))
+    at = rest.find("@")
+    colon = rest.find(":")
+    after_port = 0 <= colon < cut and rest[colon + 1 : cut].isdigit()
+    if "@" not in netloc and at > cut and "=" not in rest[:at] and not after_port:
+        char = rest[cut]
+        raise url_error(
+            f"the password (or user name) in the database URL {redacted} contains an "
+            f"unencoded {char!r}: percent-encode it ({char} as {quote(char, safe='')})"
+        )
+    userinfo, _, hostinfo = netloc.rpartition("@")
+    if "@" in userinfo:
+        raise url_error(
+            f"the user name or password in the database URL {redacted} contains an "
+            "unencoded '@': percent-encode it as %40"
+        )
+    if _PERCENT.search(userinfo):
+        raise url_error(
+            f"the user name or password in the database URL {redacted} contains a '%' "
+            "that does not start a percent-encoded character (%XX): write a percent sign as %25"
+        )
+    ports = [_port_of(host) for host in hostinfo.split(",")] if hostinfo else []
+    if params.get("port"):
+        ports += params["port"].split(",")
+    for port in ports:
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            shown = f" {port}" if port.isdigit() else ""
+            raise url_error(
+                f"the port{shown} in the database URL {redacted} is not a number from 1 to 65535"
+            )
+    database = unquote(parts.path[1:]) if parts.path.startswith("/") else unquote(parts.path)
+    if not database and not params.get("dbname") and not params.get("service"):
+        raise url_error(
+            f"the postgresql URL {redacted} names no database: write "
+            "postgresql://user@host/DBNAME (or ?dbname=DBNAME)"
+        )
+
+
+def _port_of(host: str) -> str:
+    """The port of one ``host[:port]`` of a network location ('' if none)."""
+    if host.startswith("["):  # IPv6: [::1]:5432
+        return host.partition("]")[2].removeprefix(":")
+    return host.rpartition(":")[2] if ":" in host else ""
 
 
 def _credentials(url: str) -> tuple[str, str, str] | None:
@@ -156,8 +227,10 @@ def redact(url: str) -> str:
     """``url`` with any password replaced by ``***``; safe to print."""
     try:
         parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
+    except ValueError:  # unmatched brackets: mask what may be a password, by hand
+        credentials = _credentials(url)
+        shown = f"{credentials[0]}:{REDACTED}@{credentials[2]}" if credentials else url
+        return _SECRET_PARAM.sub(rf"\g<1>{REDACTED}", shown)
     redacted = url
     netloc = parts.netloc
     credentials = _credentials(url)

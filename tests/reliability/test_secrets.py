@@ -30,6 +30,7 @@ from reliability_support import OwnPostgres, child_env, own_postgres, stop_own_p
 from handshake_storage import (
     NewWorkspace,
     StorageError,
+    ValidationError,
     WriteContext,
     open_database,
 )
@@ -206,12 +207,17 @@ def test_no_log_record_shows_the_password(secret_urls, tmp_path, caplog):
 
 
 def test_no_repr_shows_the_password(secret_urls):
-    for label in ("unencoded", "bad-param"):  # refused when opened: the URL alone
+    for label in ("unencoded", "bad-port"):  # refused by the parser, saying why
+        with pytest.raises(ValidationError) as refused:
+            parse_url(secret_urls[label])
+        assert "***" in str(refused.value)
+        assert_clean(exception_texts(refused.value), f"the refusal of {label!r}")
+    for label in ("bad-param",):  # refused when opened: the URL alone
         parsed = parse_url(secret_urls[label])
         assert "***" in parsed.redacted
         for text in (repr(parsed), str(parsed), parsed.redacted):
             assert_clean(text, f"a repr for {label!r}")
-    for label in ("good", "good-query", "wrong", "bad-port", "bad-sslmode"):
+    for label in ("good", "good-query", "wrong", "bad-sslmode"):
         url = secret_urls[label]
         db = open_database(url)
         parsed = parse_url(url)
@@ -247,6 +253,9 @@ def test_no_cli_output_shows_the_password(secret_urls, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     good, target = secret_urls["good"], secret_urls["empty-target"]
     sqlite_source = f"sqlite:///{tmp_path / 'cli-source.db'}"
+    with open_database(sqlite_source) as db:  # copied, so the target then holds rows
+        db.run_migrations()
+        db.create_workspace(WriteContext.system(), NewWorkspace("copied"))
     succeeding = [
         ("--database-url", good, "migrate", "--dry-run"),
         ("--database-url", good, "migrate"),
@@ -264,17 +273,21 @@ def test_no_cli_output_shows_the_password(secret_urls, tmp_path, monkeypatch):
     failing = [
         ("--database-url", secret_urls["wrong"], "status"),
         ("--database-url", secret_urls["wrong-query"], "migrate"),
-        ("--database-url", secret_urls["unencoded"], "migrate"),
         ("--database-url", secret_urls["closed-port"], "indexes", "verify"),
         ("--database-url", secret_urls["no-such-db"], "prune"),
-        ("--database-url", secret_urls["bad-param"], "check"),
         ("--database-url", good, "migrate", "--to", "99"),
         ("--database-url", good, "rollback", "--to", "9"),
         ("--database-url", good, "indexes", "rebuild", "nope"),
         ("copy", "--from", sqlite_source, "--to", target),  # not empty any more
         ("copy", "--from", secret_urls["wrong"], "--to", f"sqlite:///{tmp_path / 'n.db'}"),
     ]
-    for code, commands in ((0, succeeding), (1, failing)):
+    malformed = [  # usage errors: the URL says what is wrong with it
+        ("--database-url", secret_urls["unencoded"], "migrate"),
+        ("--database-url", secret_urls["bad-port"], "status"),
+        ("--database-url", secret_urls["bad-param"], "check"),
+        ("--database-url", secret_urls["bad-sslmode"], "status"),
+    ]
+    for code, commands in ((0, succeeding), (1, failing), (2, malformed)):
         for args in commands:
             result = cli(*args)
             assert result.exit_code == code, (args, result.output)
@@ -286,7 +299,7 @@ def test_no_cli_output_shows_the_password(secret_urls, tmp_path, monkeypatch):
         if script.exists()
         else [sys.executable, "-c", "from handshake_storage.cli import main; main()"]
     )
-    for url, code in ((good, 0), (secret_urls["wrong"], 1), (secret_urls["unencoded"], 1)):
+    for url, code in ((good, 0), (secret_urls["wrong"], 1), (secret_urls["unencoded"], 2)):
         done = subprocess.run(
             [*command, "--database-url", url, "status"],
             capture_output=True,

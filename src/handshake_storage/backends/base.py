@@ -680,6 +680,7 @@ class Adapter(ABC):
         )
         return rule.error(
             message,
+            code=rule.code,
             backend=self.features.name,
             backend_code=d.code or None,
             table=d.table,
@@ -880,6 +881,7 @@ class ErrorRule:
 
     error: type[StorageError]
     message: str
+    code: str | None = None  # the error's code, when not its class's
 
 
 class Rules:

@@ -10,6 +10,8 @@ the same Database object recovers by itself when the server comes back.
 from __future__ import annotations
 
 import contextlib
+import getpass
+import os
 import re
 import select
 import selectors
@@ -23,7 +25,12 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 
-from ..errors import BackendUnavailableError, ConflictError, ValidationError
+from ..errors import (
+    AuthenticationError,
+    BackendUnavailableError,
+    ConflictError,
+    ValidationError,
+)
 from ..schema import (
     BOOLEAN,
     FLOAT,
@@ -36,7 +43,7 @@ from ..schema import (
     SchemaSnapshot,
     Table,
 )
-from ..url import DatabaseURL
+from ..url import URL_ERROR, DatabaseURL, url_error
 from .base import (
     SNAPSHOT,
     WRITE,
@@ -117,6 +124,52 @@ class PgSession(psycopg.Connection[tuple[Any, ...]]):
 
 _UNAVAILABLE = ErrorRule(BackendUnavailableError, "{where} is unavailable: {detail}")
 
+#: Why a connection attempt failed, from libpq's words: no SQLSTATE reaches
+#: the client before a session exists. Pseudo code -> patterns (lower case).
+_CONNECT_FAILURES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (code, re.compile("|".join(patterns)))
+    for code, patterns in (
+        (
+            "HS_AUTH",
+            (
+                r"authentication failed",
+                r"no password supplied",
+                r"no pg_hba\.conf entry",
+                r"pg_hba\.conf rejects",
+                r'role ".*" does not exist',
+            ),
+        ),
+        ("HS_NO_DATABASE", (r'database ".*" does not exist',)),
+        ("HS_URL", (r"invalid [\w ]+ value", r"invalid port number", r"invalid connection option")),
+        (
+            "HS_UNKNOWN_HOST",
+            (
+                r"failed to resolve host",
+                r"could not translate host name",
+                r"name or service not known",
+                r"nodename nor servname",
+                r"name resolution",
+            ),
+        ),
+        ("HS_TIMEOUT", (r"timeout expired",)),
+        (
+            "HS_UNREACHABLE",
+            (
+                r"connection refused",
+                r"no such file or directory",
+                r"no route to host",
+                r"network is unreachable",
+                r"could not connect",
+            ),
+        ),
+    )
+)
+#: 'connection failed: connection to server at "h", port 5432 failed: FATAL:  <reason>'
+_LIBPQ_PREFIX = re.compile(
+    r"^(?:connection (?:failed|is bad): )?(?:connection to server .*? failed: )?(?:FATAL: +)?"
+)
+_UNREACHABLE = ErrorRule(BackendUnavailableError, "cannot reach the PostgreSQL server at {detail}")
+
 #: SQLSTATE (whole, or its class) or a pseudo code of diagnose() -> rule.
 ERROR_RULES: dict[str, ErrorRule] = {
     **Rules.constraints(
@@ -135,6 +188,12 @@ ERROR_RULES: dict[str, ErrorRule] = {
     "57P": _UNAVAILABLE,
     "53": _UNAVAILABLE,
     "HS_CONNECTION": _UNAVAILABLE,
+    "HS_AUTH": ErrorRule(AuthenticationError, "authentication failed: {detail}"),
+    "HS_NO_DATABASE": ErrorRule(BackendUnavailableError, "{detail}"),
+    "HS_URL": ErrorRule(ValidationError, "malformed URL for {where}: {detail}", URL_ERROR),
+    "HS_UNKNOWN_HOST": _UNREACHABLE,
+    "HS_TIMEOUT": _UNREACHABLE,
+    "HS_UNREACHABLE": _UNREACHABLE,
     "HS_CLOSED": Rules.CLOSED,
 }
 
@@ -179,7 +238,7 @@ class PostgreSQLAdapter(Adapter):
         if problem is not None:
             # Raised outside the handler: the driver's error (which may quote
             # the password) must not ride along as __context__.
-            raise ValidationError(f"malformed postgresql URL {self.url.redacted}: {problem}")
+            raise url_error(f"malformed URL for {self.where}: {problem}")
         # The session default is pinned too, so even a statement run in
         # autocommit (an implicit transaction) never takes a server's or a
         # database's `default_transaction_isolation` (docs/DESIGN.md).
@@ -286,8 +345,68 @@ class PostgreSQLAdapter(Adapter):
             if isinstance(exc, psycopg.DataError):
                 state = "HS_DATA"
             elif isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-                state = "HS_CONNECTION"
+                return self._connect_failure(exc, detail)
         return Diagnostic(state, detail)
+
+    def _connect_failure(self, exc: BaseException, detail: str) -> Diagnostic:
+        """A failed connection, told apart: the login refused (naming user and
+        server), the server not reached (refused, unknown host, no answer),
+        no such database, a bad option value in the URL. Else: unavailable."""
+        text = self.scrub(str(exc))
+        lowered = text.lower()
+        code = next((c for c, pattern in _CONNECT_FAILURES if pattern.search(lowered)), None)
+        if code is None:
+            return Diagnostic("HS_CONNECTION", detail)
+        server, user, database = self._server(exc)
+        reason = " ".join(_LIBPQ_PREFIX.sub("", text.splitlines()[0]).split())
+        if code == "HS_AUTH":
+            if "no password supplied" in lowered:
+                reason = "the server asks for a password and the URL gives none"
+            detail = (
+                f'the PostgreSQL server at {server} refused user "{user}" ({reason}); '
+                "check the user name and password"
+            )
+        elif code == "HS_NO_DATABASE":
+            detail = (
+                f'the PostgreSQL server at {server} has no database "{database}": '
+                f"create it first (createdb {database})"
+            )
+        elif code == "HS_UNKNOWN_HOST":
+            detail = f"{server}: unknown host name"
+        elif code == "HS_TIMEOUT":
+            timeout = max(2, round(self.options.connect_timeout))
+            detail = f"{server}: no answer within {timeout}s (connect_timeout)"
+        elif code == "HS_UNREACHABLE":
+            if server.startswith("socket"):
+                detail = f"{server}: no server listens there (is it running locally?)"
+            else:
+                detail = f"{server}: {reason.lower()} (is it running and reachable?)"
+        else:
+            detail = reason
+        return Diagnostic(code, detail)
+
+    def _server(self, exc: BaseException) -> tuple[str, str, str]:
+        """(the server as people name it, the user, the database) of a failed
+        connection: what libpq used when it says, else the URL's values with
+        libpq's defaults. Never the password."""
+        params = conninfo_to_dict(self._conninfo)
+        pgconn = getattr(exc, "pgconn", None)
+
+        def used(attribute: str, key: str, env: str, default: str) -> str:
+            value = getattr(pgconn, attribute, None) if pgconn is not None else None
+            if isinstance(value, bytes) and value:
+                return value.decode("utf-8", "replace")
+            return str(params.get(key) or os.environ.get(env) or default)
+
+        host = used("host", "host", "PGHOST", "")
+        port = used("port", "port", "PGPORT", "5432")
+        user = used("user", "user", "PGUSER", "") or _os_user()
+        database = used("db", "dbname", "PGDATABASE", "") or user
+        if not host or host.startswith("/"):
+            server = f"socket {host or 'default'}/.s.PGSQL.{port}"
+        else:
+            server = f"{host}:{port}"
+        return self.scrub(server), self.scrub(user), self.scrub(database)
 
     # -- introspection ------------------------------------------------------
 
@@ -589,6 +708,14 @@ def _readable_probe(fd: int) -> Callable[[], bool]:
 
 def _tsvector(column: str) -> str:
     return f"to_tsvector('simple'::regconfig, {column})"
+
+
+def _os_user() -> str:
+    """libpq's default user name: the operating system's."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no user name for this uid
+        return "?"
 
 
 def _first_line(exc: BaseException) -> str:
