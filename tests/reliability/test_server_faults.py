@@ -156,7 +156,12 @@ def test_a_server_stopped_mid_run_fails_calls_fast_and_the_same_object_recovers(
         own_server.stop(mode)
         phase["now"] = "down"
         time.sleep(1.0)
-        with timed() as took, pytest.raises(BackendUnavailableError, match="unavailable"):
+        with (
+            timed() as took,
+            pytest.raises(
+                BackendUnavailableError, match=r"cannot reach the PostgreSQL server at 127\.0\.0\.1"
+            ),
+        ):
             db.ping()
         assert took[0] < CALL_BOUND
         phase["now"] = "starting"
@@ -207,7 +212,13 @@ def test_a_frozen_server_fails_calls_after_connect_timeout(own_server, own_db_ur
     pid = own_server.postmaster_pid()
     os.kill(pid, signal.SIGSTOP)
     try:
-        with timed() as took, pytest.raises(BackendUnavailableError, match="unavailable"):
+        with (
+            timed() as took,
+            pytest.raises(
+                BackendUnavailableError,
+                match=r"cannot reach the PostgreSQL server at 127\.0\.0\.1.*no answer within",
+            ),
+        ):
             fresh.ping()
     finally:
         os.kill(pid, signal.SIGCONT)
