@@ -193,7 +193,7 @@ def test_copy_of_a_migrated_empty_source(backend, factories) -> None:
 
 def test_copy_of_an_older_version(backend, factories) -> None:
     source = factories[backend].open()
-    w = populate(source)
+    populate(source)
     source.rollback_migrations(1)
     digests, status = table_digests(source), source.migration_status()
     assert "block_terms" not in digests and "ai_jobs" not in digests
@@ -207,10 +207,9 @@ def test_copy_of_an_older_version(backend, factories) -> None:
         assert copy.schema() == reference.schema()
         assert copy.migration_status() == status
         assert [m.state for m in status] == ["applied"] + ["pending"] * (LATEST - 1)
-        assert copy.list_workspaces() == source.list_workspaces()
-        for ws in w.workspaces:
-            for document in source.list_documents(ws):
-                assert copy.get_blocks(document.id) == source.get_blocks(document.id)
+        # Compared table by table, not through the API: the API reads the
+        # latest schema, and a later migration may add columns to these tables.
+        assert table_digests(copy) == digests
         assert {o.name for o in rebuildable.registry(1)} == set(copy.schema().indexes)
         assert all(r.equal for r in rebuildable.verify(copy))
         copy.run_migrations()

@@ -29,7 +29,7 @@ def test_up_down_up_gives_the_identical_schema(databases, version):
     db.run_migrations(version)
     up = db.schema()
     added = objects(up) - objects(before)
-    assert added, f"migration {version:04d} creates no table or index"
+    assert up != before, f"migration {version:04d} changes nothing"
 
     plan = db.rollback_migrations(version - 1)
     assert [(s.direction, s.migration.version) for s in plan.steps] == [("down", version)]
