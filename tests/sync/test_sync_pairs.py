@@ -23,6 +23,7 @@ from handshake_storage import (
     NewWorkspace,
     ValidationError,
     WriteContext,
+    ledger,
 )
 from handshake_storage.sync import sync_databases
 from handshake_storage.transfer import copy_database
@@ -31,6 +32,22 @@ from handshake_storage.transfer import copy_database
 @pytest.fixture(params=PAIRS, ids=["-".join(p) for p in PAIRS])
 def pair(request, tmp_path):
     yield from replicas(request, tmp_path, request.param)
+
+
+@pytest.fixture(autouse=True)
+def ticking_clock(monkeypatch):
+    """Each clock reading is strictly later than the one before. These tests
+    say which of two concurrent writes (one per replica, one after the other)
+    is the later one; two real writes may share a millisecond, and then the
+    replica ids (random) decide, as they should, so the expectation would be
+    a coin toss."""
+    real, last = ledger.wall_clock_ms, [0]
+
+    def tick() -> int:
+        last[0] = max(real(), last[0] + 1)
+        return last[0]
+
+    monkeypatch.setattr(ledger, "wall_clock_ms", tick)
 
 
 def two_way(a, b, **kw):
