@@ -1162,7 +1162,7 @@ class _FileLinter:
                 )
             elif (
                 kind in _PG_OPERATORS
-                or (kind == TokenType.RLIKE and token.text != "REGEXP")
+                or (kind == TokenType.RLIKE and token.text.upper() != "REGEXP")
                 or (kind == TokenType.LIKE and token.text == "~~")
             ):
                 self.add(
