@@ -393,11 +393,17 @@ def accept_checksum(ctx: Context, version: int, reason: str) -> None:
 
 @main.command()
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--rules", "list_rules", is_flag=True, help="List every rule and its fix, then exit.")
 @json_option
-def lint(files: tuple[Path, ...], as_json: bool) -> None:
+def lint(files: tuple[Path, ...], list_rules: bool, as_json: bool) -> None:
     """Check migration files for non-portable SQL (default: the shipped migrations)."""
     from .lint import lint_paths
 
+    if list_rules:
+        from .linting import registry
+
+        emit(as_json, {"rules": registry.as_json()}, lambda: click.echo(registry.text_table()))
+        return
     missing = [str(p) for p in files if not p.exists()]
     if missing:
         usage_error(f"no such file: {', '.join(missing)}")
