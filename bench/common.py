@@ -19,9 +19,8 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from handshake_storage import search
+from handshake_storage import database, search
 from handshake_storage.backends import Options, create_adapter
-from handshake_storage.database import _search_sql
 from handshake_storage.tables import BLOCKS
 from handshake_storage.url import parse_url
 
@@ -189,24 +188,21 @@ index_rows = search.index_rows
 
 
 def search_statement(url: str, ws_id: str, query: str, limit: int) -> tuple[str, tuple[Any, ...]]:
-    """The project's search SQL for ``url``'s engine, in its driver's
+    """The project's search statement for ``url``'s engine, in its driver's
     parameter style, with its parameters: what an implementation against the
     driver runs for the same results (blocks beyond one index row aside)."""
     adapter = _adapters.get(url.split(":", 1)[0])
     if adapter is None:
         adapter = _adapters[url.split(":", 1)[0]] = create_adapter(parse_url(url), Options())
-    parsed = search.parse(query)
-    atoms = parsed.scored
-    match = adapter.fulltext_match("s", "block_search", "tokens")
-    sql = adapter.compile(_search_sql(len(atoms)).replace("{match}", match))
-    params = (
-        *(x for a in atoms for x in (a.pattern, len(a.pattern))),
-        ws_id,
-        adapter.fulltext_query(parsed.clauses, parsed.excluded),
-        limit,
-        0,
-    )
-    return sql, params
+    return database.search_statement(adapter, ws_id, search.parse(query), limit)
+
+
+def ranked(rows: Sequence[Any], limit: int) -> list[Any]:
+    """The page of a search statement's rows, in the library's order (score
+    descending, then block id by code point): the statement's two parts come
+    back in no particular order. (A long block's row, score NULL, would be
+    scored from its text; the benchmark's corpus has none.)"""
+    return sorted(rows, key=lambda r: (-(r[-1] or 0), r[0]))[:limit]
 
 
 _adapters: dict[str, Any] = {}

@@ -27,6 +27,7 @@ from .common import (
     index_rows,
     new_event_id,
     now,
+    ranked,
     search_statement,
     sqlite_ts,
 )
@@ -92,7 +93,7 @@ class _SQL:
         )
         self.get_block = fix(f"SELECT {BLOCK} FROM blocks WHERE id = ?")
         self.update_block = fix(
-            f"UPDATE blocks SET raw_content = ?, updated_at = ?, {TRACE_SET} "
+            f"UPDATE blocks SET raw_content = ?, display_content = ?, updated_at = ?, {TRACE_SET} "
             f"WHERE id = ? RETURNING {BLOCK}"
         )
         self.delete_terms = fix("DELETE FROM block_search WHERE block_id = ?")
@@ -222,7 +223,7 @@ class RawImpl:
         cur.execute("BEGIN")
         try:
             row = cur.execute(
-                sql.update_block, (raw, self.enc(now()), *self._trace(), block_id)
+                sql.update_block, (raw, raw, self.enc(now()), *self._trace(), block_id)
             ).fetchone()
             cur.execute(sql.delete_terms, (block_id,))
             terms = [(*r, row[1]) for r in self.index_rows(block_id, raw)]
@@ -260,7 +261,8 @@ class RawImpl:
         return rows
 
     def search_blocks(self, ws_id: str, query: str, limit: int) -> Any:
-        return self.cur.execute(*search_statement(self.url, ws_id, query, limit)).fetchall()
+        rows = self.cur.execute(*search_statement(self.url, ws_id, query, limit)).fetchall()
+        return ranked(rows, limit)
 
     # -- canvases --------------------------------------------------------------------
 

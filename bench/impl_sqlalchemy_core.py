@@ -23,6 +23,7 @@ from .common import (
     index_rows,
     new_event_id,
     now,
+    ranked,
     search_statement,
 )
 
@@ -86,6 +87,7 @@ class CoreImpl:
             .where(b.c.id == bindparam("bid"))
             .values(
                 raw_content=bindparam("raw"),
+                display_content=bindparam("raw"),  # the display follows the raw content
                 updated_at=bindparam("ts"),
                 last_actor_kind=bindparam("ak"),
                 last_actor_id=bindparam("aid"),
@@ -283,7 +285,8 @@ class CoreImpl:
     def search_blocks(self, ws_id: str, query: str, limit: int) -> Any:
         # The engine's full-text match has no Core construct: the same SQL text.
         with self.ac.connect() as conn:
-            return conn.exec_driver_sql(*search_statement(self.url, ws_id, query, limit)).all()
+            rows = conn.exec_driver_sql(*search_statement(self.url, ws_id, query, limit)).all()
+        return ranked(rows, limit)
 
     # -- canvases --------------------------------------------------------------------
 

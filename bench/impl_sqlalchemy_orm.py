@@ -20,6 +20,7 @@ from .common import (
     index_rows,
     new_event_id,
     now,
+    ranked,
     search_statement,
 )
 
@@ -198,6 +199,7 @@ class OrmImpl:
             if block is None:
                 raise LookupError(block_id)
             block.raw_content = raw
+            block.display_content = raw  # the display follows the raw content
             _stamp(block, now(), new_event_id())
             ws_id = s.scalar(select(Document.workspace_id).where(Document.id == block.document_id))
             s.execute(delete(BlockSearch).where(BlockSearch.block_id == block_id))
@@ -250,7 +252,7 @@ class OrmImpl:
         # The engine's full-text match has no ORM construct: the same SQL text.
         with self.ReadSession() as s:
             sql, params = search_statement(self.url, ws_id, query, limit)
-            return s.connection().exec_driver_sql(sql, params).all()
+            return ranked(s.connection().exec_driver_sql(sql, params).all(), limit)
 
     # -- canvases --------------------------------------------------------------------
 

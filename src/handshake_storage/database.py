@@ -939,22 +939,7 @@ class Database:
         offset = check.integer(offset, "offset")
         if not 0 <= offset <= 1_000_000:
             raise ValidationError("offset must be between 0 and 1000000")
-        adapter = self._adapter
-        match = adapter.fulltext_match("s", "block_search", "tokens")
-        atoms = parsed.scored
-        query_text = adapter.fulltext_query(parsed.clauses, parsed.excluded)
-        candidates = adapter.fulltext_query(parsed.long_candidates(), [])
-        found = self._fetch(
-            adapter.compile(_search_sql(len(atoms)).replace("{match}", match)),
-            (
-                *(x for a in atoms for x in (a.pattern, len(a.pattern))),
-                workspace_id,
-                query_text,
-                offset + limit,
-                workspace_id,
-                candidates,
-            ),
-        )
+        found = self._fetch(*search_statement(self._adapter, workspace_id, parsed, offset + limit))
         ts = self._ts
         hits = []
         for row in found:
@@ -1305,6 +1290,26 @@ def _prunable(
             doomed.append(job_id)
         scanned += expired
     return doomed, scanned, spared_pinned, spared_window
+
+
+def search_statement(
+    adapter: Adapter, workspace_id: str, parsed: search.Query, top: int
+) -> tuple[str, tuple[Any, ...]]:
+    """The one statement of a search, in ``adapter``'s dialect, with its
+    parameters: the ``top`` best single-row blocks, ranked by the engine,
+    and every long block that is a candidate. (The benchmark's floor runs
+    exactly this too.)"""
+    match = adapter.fulltext_match("s", "block_search", "tokens")
+    atoms = parsed.scored
+    sql = adapter.compile(_search_sql(len(atoms)).replace("{match}", match))
+    return sql, (
+        *(x for a in atoms for x in (a.pattern, len(a.pattern))),
+        workspace_id,
+        adapter.fulltext_query(parsed.clauses, parsed.excluded),
+        top,
+        workspace_id,
+        adapter.fulltext_query(parsed.long_candidates(), []),
+    )
 
 
 @functools.cache
