@@ -14,13 +14,14 @@ import hashlib
 import json
 import random
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from handshake_storage import database, search
+from handshake_storage import database, ledger, search
 from handshake_storage.backends import Options, create_adapter
+from handshake_storage.queries import PORTABLE
 from handshake_storage.tables import BLOCKS
 from handshake_storage.url import parse_url
 
@@ -187,14 +188,96 @@ SEARCH_COLS = search.COLUMNS
 index_rows = search.index_rows
 
 
+def _adapter(url: str) -> Any:
+    """An adapter for ``url``'s engine, for its SQL dialect only (never opened)."""
+    adapter = _adapters.get(url.split(":", 1)[0])
+    if adapter is None:
+        adapter = _adapters[url.split(":", 1)[0]] = create_adapter(parse_url(url), Options())
+    return adapter
+
+
 def search_statement(url: str, ws_id: str, query: str, limit: int) -> tuple[str, tuple[Any, ...]]:
     """The project's search statement for ``url``'s engine, in its driver's
     parameter style, with its parameters: what an implementation against the
     driver runs for the same results (blocks beyond one index row aside)."""
-    adapter = _adapters.get(url.split(":", 1)[0])
-    if adapter is None:
-        adapter = _adapters[url.split(":", 1)[0]] = create_adapter(parse_url(url), Options())
-    return database.search_statement(adapter, ws_id, search.parse(query), limit)
+    return database.search_statement(_adapter(url), ws_id, search.parse(query), limit)
+
+
+class LedgerFloor:
+    """The change ledger as the floor writes it: the same rows the library
+    appends, with the least work — per write, the reads a change set needs
+    (the scope and generation it was made against, the version an update
+    overwrites), one ``UPDATE … RETURNING`` of the origin's counter and one
+    INSERT of the change set, whose payload holds the written rows' images
+    (the library's encoder, as the floor uses the library's search words).
+    The SQL text is the library's, in the driver's parameter style."""
+
+    def __init__(self, url: str, execute: Callable[[str, Sequence[Any]], Any]) -> None:
+        adapter = _adapter(url)
+
+        def sql(name: str) -> str:
+            return adapter.compile(getattr(PORTABLE, name))
+
+        self.block_seen = sql("ledger_block")  # block, its version, scope, generation
+        self.document_seen = sql("ledger_document")  # scope, generation
+        self.delete_document_blocks = sql("delete_document_blocks_returning")
+        self.delete_edges = sql("delete_edges_returning")
+        self.delete_nodes = sql("delete_nodes_returning")
+        self._latest, self._tick = sql("ledger_latest"), sql("ledger_tick")
+        self._open, self._insert = sql("ledger_open_scope"), sql("ledger_insert")
+        self._enc, self._execute = adapter.encode_timestamp, execute
+        row = execute(sql("ledger_replica"), ()).fetchone()
+        if row is None:
+            execute(sql("ledger_create_replica"), (str(uuid.uuid4()), self._enc(now()), None))
+            row = execute(sql("ledger_replica"), ()).fetchone()
+        self.replica = str(row[0])
+
+    def latest(self, table: str, key: str) -> str | None:
+        """The version an update overwrites: the newest change set's event id."""
+        row = self._execute(self._latest, (table, key)).fetchone()
+        return None if row is None else str(row[0])
+
+    def append(
+        self,
+        operation: str,
+        scope: str,
+        subject: tuple[str, str],
+        payload: dict[str, Any],
+        event: str | None = None,
+    ) -> None:
+        """One change set; ``event`` None: a job write (SYSTEM, a fresh event id)."""
+        ex, replica = self._execute, self.replica
+        wall = ledger.wall_clock_ms()
+        r = ex(self._tick, (wall, wall, wall, replica, scope)).fetchone()
+        if r is None:
+            ex(self._open, (replica, scope, scope, scope))
+            r = ex(self._tick, (wall, wall, wall, replica, scope)).fetchone()
+        seq, pos, hlc_wall, counter = r
+        kind, actor = (ACTOR_KIND, ACTOR_ID) if event is not None else ("SYSTEM", None)
+        ex(
+            self._insert,
+            (
+                replica,
+                scope,
+                seq,
+                pos,
+                ledger.stamp(hlc_wall, counter, replica),
+                event if event is not None else str(uuid.uuid4()),
+                kind,
+                actor,
+                None,
+                None,
+                operation,
+                subject[0],
+                subject[1],
+                ledger.APPLIED,
+                self._enc(now()),
+                ledger.encode_payload(payload),
+            ),
+        )
+
+
+put, removed, GLOBAL_SCOPE = ledger.put, ledger.removed, ledger.GLOBAL_SCOPE
 
 
 def ranked(rows: Sequence[Any], limit: int) -> list[Any]:

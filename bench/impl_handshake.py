@@ -31,6 +31,7 @@ from .common import ACTOR_ID
 
 class HandshakeImpl:
     name = "handshake"
+    keeps_ledger = True  # writes the change ledger in each write's transaction
 
     def __init__(self, backend: str, url: str) -> None:
         self.backend = backend

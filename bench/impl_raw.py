@@ -13,6 +13,8 @@ multi-statement ones in one explicit transaction. Batch inserts use
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -21,13 +23,17 @@ from .common import (
     ACTOR_ID,
     ACTOR_KIND,
     BLOCK_COLS,
+    GLOBAL_SCOPE,
     METRIC_FIELDS,
     SEARCH_COLS,
+    LedgerFloor,
     dumps,
     index_rows,
     new_event_id,
     now,
+    put,
     ranked,
+    removed,
     search_statement,
     sqlite_ts,
 )
@@ -52,6 +58,13 @@ AI_JOB = (
     "created_at, updated_at"
 )
 NODE_COLS = ("ordinal", *NODE.split(", "))
+WORKSPACE_COLS = ("id", "name", "created_at", "updated_at", *TRACE.split(", "))
+DOCUMENT_COLS = ("id", "workspace_id", "title", "created_at", "updated_at", *TRACE.split(", "))
+CANVAS_COLS = tuple(CANVAS.split(", "))
+JOB_COLS = tuple(AI_JOB.split(", "))
+TOUCH_COLS = ("id", "updated_at", *TRACE.split(", "))
+BLOCK_AT = {c: i for i, c in enumerate(BLOCK.split(", "))}
+JOB_AT = {c: i for i, c in enumerate(JOB_COLS)}
 EDGE_COLS = ("ordinal", *EDGE.split(", "))
 
 _ZERO_METRICS = dumps(dict.fromkeys(METRIC_FIELDS, 0))
@@ -124,7 +137,9 @@ class _SQL:
             "UPDATE ai_jobs SET status = ?, status_reason = ?, error_message = NULL, "
             f"metrics = ?, updated_at = ? WHERE id = ? RETURNING {AI_JOB}"
         )
-        self.job_outputs = fix("UPDATE ai_jobs SET job_outputs = ?, updated_at = ? WHERE id = ?")
+        self.job_outputs = fix(
+            f"UPDATE ai_jobs SET job_outputs = ?, updated_at = ? WHERE id = ? RETURNING {AI_JOB}"
+        )
 
 
 def _block_row(doc_id: str, block: tuple[str, str, int, str], ts: Any, ev: str) -> tuple:
@@ -134,6 +149,7 @@ def _block_row(doc_id: str, block: tuple[str, str, int, str], ts: Any, ev: str) 
 
 class RawImpl:
     name = "raw"
+    keeps_ledger = True  # writes the change ledger in each write's transaction
 
     def __init__(self, backend: str, url: str) -> None:
         self.backend = backend
@@ -160,6 +176,8 @@ class RawImpl:
             self.conn = conn
             self.cur = conn.cursor()
             self.enc = sqlite_ts
+        #: The change ledger, written in each write's transaction like the library's.
+        self.ledger = LedgerFloor(url, self.cur.execute)
 
     def close(self) -> None:
         self.conn.close()
@@ -175,6 +193,17 @@ class RawImpl:
     def _trace(self) -> tuple[Any, ...]:
         return (ACTOR_KIND, ACTOR_ID, None, None, new_event_id())
 
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        cur = self.cur
+        cur.execute("BEGIN")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+
     def _copy(self, table: str, columns: tuple[str, ...], rows: Any) -> None:
         with self.cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
@@ -182,17 +211,29 @@ class RawImpl:
 
     # -- setup -------------------------------------------------------------------
 
+    def _create(self, operation: str, table: str, columns: Any, sql: str, row: Any, scope: str):
+        with self._tx() as cur:
+            cur.execute(sql, row)
+            payload = {"put": [put(table, columns, [row])]}
+            self.ledger.append(operation, scope, (table, row[0]), payload, row[-1])
+
     def create_workspace(self, ws_id: str, name: str) -> None:
         ts = self.enc(now())
-        self.cur.execute(self.sql.insert_workspace, (ws_id, name, ts, ts, *self._trace()))
+        row = (ws_id, name, ts, ts, *self._trace())
+        sql = self.sql.insert_workspace
+        self._create("create_workspace", "workspaces", WORKSPACE_COLS, sql, row, ws_id)
 
     def create_document(self, doc_id: str, ws_id: str, title: str) -> None:
         ts = self.enc(now())
-        self.cur.execute(self.sql.insert_document, (doc_id, ws_id, title, ts, ts, *self._trace()))
+        row = (doc_id, ws_id, title, ts, ts, *self._trace())
+        sql = self.sql.insert_document
+        self._create("create_document", "documents", DOCUMENT_COLS, sql, row, ws_id)
 
     def create_canvas(self, canvas_id: str, ws_id: str, title: str) -> None:
         ts = self.enc(now())
-        self.cur.execute(self.sql.insert_canvas, (canvas_id, ws_id, title, ts, ts, *self._trace()))
+        row = (canvas_id, ws_id, title, ts, ts, *self._trace())
+        sql = self.sql.insert_canvas
+        self._create("create_canvas", "canvases", CANVAS_COLS, sql, row, ws_id)
 
     # -- blocks ---------------------------------------------------------------------
 
@@ -206,6 +247,9 @@ class RawImpl:
             terms = [(*r, doc_id) for r in self.index_rows(block_id, raw)]
             if terms:
                 cur.executemany(sql.insert_terms_for_document, terms)
+            scope, base = cur.execute(self.ledger.document_seen, (doc_id,)).fetchone()
+            payload = {"put": [put("blocks", BLOCK_COLS, [row])], "base": base}
+            self.ledger.append("create_block", scope, ("blocks", block_id), payload, row[-1])
         except BaseException:
             cur.execute("ROLLBACK")
             raise
@@ -220,15 +264,21 @@ class RawImpl:
 
     def update_block(self, block_id: str, raw: str) -> Any:
         cur, sql = self.cur, self.sql
+        trace = self._trace()
         cur.execute("BEGIN")
         try:
+            seen = cur.execute(self.ledger.block_seen, (block_id,)).fetchone()
             row = cur.execute(
-                sql.update_block, (raw, raw, self.enc(now()), *self._trace(), block_id)
+                sql.update_block, (raw, raw, self.enc(now()), *trace, block_id)
             ).fetchone()
             cur.execute(sql.delete_terms, (block_id,))
             terms = [(*r, row[1]) for r in self.index_rows(block_id, raw)]
             if terms:
                 cur.executemany(sql.insert_terms_for_document, terms)
+            written = ("id", "raw_content", "display_content", *TOUCH_COLS[1:])
+            image = put("blocks", written, [[row[BLOCK_AT[c]] for c in written]])
+            payload = {"put": [image], "base": seen[3], "prev": seen[1]}
+            self.ledger.append("update_block", seen[2], ("blocks", block_id), payload, trace[-1])
         except BaseException:
             cur.execute("ROLLBACK")
             raise
@@ -243,7 +293,7 @@ class RawImpl:
         cur.execute("BEGIN")
         try:
             ws_id = cur.execute(sql.touch_document, (ts, *trace, doc_id)).fetchone()[0]
-            cur.execute(sql.delete_document_blocks, (doc_id,))
+            gone = cur.execute(self.ledger.delete_document_blocks, (doc_id,)).fetchall()
             rows = [_block_row(doc_id, b, ts, ev) for b in blocks]
             terms = [(*r, ws_id) for b in blocks for r in self.index_rows(b[0], b[3])]
             if self.pg:
@@ -254,6 +304,14 @@ class RawImpl:
                 cur.executemany(sql.insert_block, rows)
                 if terms:
                     cur.executemany(sql.insert_terms, terms)
+            payload = {
+                "put": [
+                    put("documents", TOUCH_COLS, [(doc_id, ts, *trace)]),
+                    put("blocks", BLOCK_COLS, rows),
+                ],
+                "replaced": [removed("blocks", sorted(gone))],
+            }
+            self.ledger.append("replace_blocks", ws_id, ("documents", doc_id), payload, ev)
         except BaseException:
             cur.execute("ROLLBACK")
             raise
@@ -278,8 +336,8 @@ class RawImpl:
         cur.execute("BEGIN")
         try:
             canvas = cur.execute(sql.touch_canvas, (ts, *trace, canvas_id)).fetchone()
-            cur.execute(sql.delete_edges, (canvas_id,))
-            cur.execute(sql.delete_nodes, (canvas_id,))
+            gone_edges = cur.execute(self.ledger.delete_edges, (canvas_id,)).fetchall()
+            gone_nodes = cur.execute(self.ledger.delete_nodes, (canvas_id,)).fetchall()
             node_rows = [
                 (o, i, canvas_id, k, x, y, dumps(d), ts, ts, *trace)
                 for o, (i, k, x, y, d) in enumerate(nodes)
@@ -293,6 +351,19 @@ class RawImpl:
             else:
                 cur.executemany(sql.insert_node, node_rows)
                 cur.executemany(sql.insert_edge, edge_rows)
+            payload = {
+                "put": [
+                    put("canvases", TOUCH_COLS, [(canvas_id, ts, *trace)]),
+                    put("canvas_nodes", NODE_COLS, node_rows),
+                    put("canvas_edges", EDGE_COLS, edge_rows),
+                ],
+                "replaced": [
+                    removed("canvas_nodes", sorted(gone_nodes)),
+                    removed("canvas_edges", sorted(gone_edges)),
+                ],
+            }
+            subject = ("canvases", canvas_id)
+            self.ledger.append("update_canvas_graph", canvas[1], subject, payload, trace[-1])
         except BaseException:
             cur.execute("ROLLBACK")
             raise
@@ -337,24 +408,46 @@ class RawImpl:
             ts,
             ts,
         )
-        self.cur.execute(self.sql.insert_job, row)
+        with self._tx() as cur:
+            cur.execute(self.sql.insert_job, row)
+            payload = {"put": [put("ai_jobs", JOB_COLS, [row])]}
+            self.ledger.append("create_ai_job", GLOBAL_SCOPE, ("ai_jobs", row[0]), payload)
+        return row
+
+    def _job_update(self, operation: str, sql: str, params: Any, columns: Any) -> Any:
+        """One job update and its change set (the columns it wrote, the version
+        it overwrote)."""
+        key = params[-1]
+        with self._tx() as cur:
+            prev = self.ledger.latest("ai_jobs", key)
+            row = cur.execute(sql, params).fetchone()
+            written = ("id", *columns, "updated_at")
+            image = put("ai_jobs", written, [[row[JOB_AT[c]] for c in written]])
+            payload = {"put": [image], "prev": prev}
+            self.ledger.append(operation, GLOBAL_SCOPE, ("ai_jobs", key), payload)
         return row
 
     def job_running(self, job: dict[str, Any]) -> Any:
-        return self.cur.execute(
-            self.sql.job_status, ("running", "started", self.enc(now()), str(job["id"]))
-        ).fetchone()
-
-    def job_set_outputs(self, job: dict[str, Any]) -> None:
-        self.cur.execute(
-            self.sql.job_outputs, (dumps(job["outputs"]), self.enc(now()), str(job["id"]))
+        params = ("running", "started", self.enc(now()), str(job["id"]))
+        return self._job_update(
+            "update_ai_job_status",
+            self.sql.job_status,
+            params,
+            ("status", "status_reason", "error_message"),
         )
 
+    def job_set_outputs(self, job: dict[str, Any]) -> None:
+        params = (dumps(job["outputs"]), self.enc(now()), str(job["id"]))
+        self._job_update("set_job_outputs", self.sql.job_outputs, params, ("job_outputs",))
+
     def job_completed(self, job: dict[str, Any]) -> Any:
-        return self.cur.execute(
+        params = ("completed", "done", dumps(job["metrics"]), self.enc(now()), str(job["id"]))
+        return self._job_update(
+            "update_ai_job_status",
             self.sql.job_status_metrics,
-            ("completed", "done", dumps(job["metrics"]), self.enc(now()), str(job["id"])),
-        ).fetchone()
+            params,
+            ("status", "status_reason", "error_message", "metrics"),
+        )
 
     # -- result inspection (not timed) -----------------------------------------
 

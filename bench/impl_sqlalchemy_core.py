@@ -42,6 +42,7 @@ def _trace() -> dict[str, Any]:
 
 class CoreImpl:
     name = "sa_core"
+    keeps_ledger = False  # writes no change ledger: it does less work than handshake
 
     def __init__(self, backend: str, url: str) -> None:
         self.backend = backend

@@ -86,6 +86,7 @@ def _trace(ts: Any, event_id: str) -> dict[str, Any]:
 
 class OrmImpl:
     name = "sa_orm"
+    keeps_ledger = False  # writes no change ledger: it does less work than handshake
 
     def __init__(self, backend: str, url: str) -> None:
         self.backend = backend

@@ -300,6 +300,10 @@ def run_search(
 # -- content --------------------------------------------------------------------------
 
 
+#: What two implementations' ledgers must agree on.
+LEDGER_COLUMNS = ("scope", "seq", "pos", "actor_kind", "operation", "subject_table", "subject_id")
+
+
 def snapshot(backend: Backend, url: str) -> dict[str, tuple[int, str]]:
     """Per table: (rows, digest of the non-volatile columns)."""
     conn = backend.raw_connect(url)
@@ -309,6 +313,10 @@ def snapshot(backend: Backend, url: str) -> dict[str, tuple[int, str]]:
             cur = conn.execute(f"SELECT * FROM {table}")
             columns = [d[0] for d in cur.description]
             out[table] = content_digest(cur.fetchall(), columns)
+        # The change ledger: the same change sets, in the same order per scope
+        # (stamps, event ids and payload encodings are the writer's own).
+        cur = conn.execute(f"SELECT {', '.join(LEDGER_COLUMNS)} FROM sync_changes")
+        out["sync_changes"] = content_digest(cur.fetchall(), LEDGER_COLUMNS)
         return out
     finally:
         conn.close()
