@@ -28,6 +28,7 @@ from .console import (
     reported,
     url_from,
     usage_error,
+    warn,
 )
 from .database import Database, open_database
 from .errors import ValidationError
@@ -578,9 +579,17 @@ def _steps(shown: PhaseDisplay) -> Callable[[str], None]:
 @click.option(
     "--from-env", metavar="VAR", help="Read the source URL from environment variable VAR."
 )
-@click.option("--to", "target", metavar="URL", help="Empty database to copy to.")
+@click.option(
+    "--to", "target", metavar="URL", help="Empty database (no tables, or migrated, no rows)."
+)
 @click.option("--to-env", metavar="VAR", help="Read the target URL from environment variable VAR.")
 @click.option("--batch-size", default=5000, show_default=True, help="Rows per batch.")
+@click.option(
+    "--skip-undeclared",
+    is_flag=True,
+    help="Copy even if the source has tables no migration creates holding rows "
+    "(they are left out, like every undeclared object).",
+)
 @json_option
 def copy(
     source: str | None,
@@ -588,9 +597,16 @@ def copy(
     target: str | None,
     to_env: str | None,
     batch_size: int,
+    skip_undeclared: bool,
     as_json: bool,
 ) -> None:
     """Copy a whole database to an empty one, on any pair of backends, and verify it.
+
+    The target has no tables, or is migrated (to at most the source's version)
+    and holds no rows. Objects on the source that no migration declares (a
+    hand-made index, view, trigger, table) are not copied: they are listed in
+    a warning; a table among them that holds rows stops the copy unless
+    --skip-undeclared is given.
 
     Give each URL with --from/--to, or name an environment variable holding it
     with --from-env/--to-env (so that `ps` never shows a password).
@@ -608,11 +624,24 @@ def copy(
         if not as_json:
             click.echo(f"copying {redact(source)} -> {redact(target)}", err=True)
         with PhaseDisplay(enabled=not as_json) as shown:
-            report = copy_database(source, target, batch_size=batch_size, phases=shown)
+            report = copy_database(
+                source, target, batch_size=batch_size, phases=shown, skip_undeclared=skip_undeclared
+            )
+        if report.undeclared and not as_json:
+            listed = ", ".join(map(str, report.undeclared))
+            warn(
+                f"the source has {len(report.undeclared)} object(s) that no migration "
+                f"declares; the copy does not carry them: {listed}"
+            )
         payload = {
             "source": report.source,
             "target": report.target,
             "version": report.version,
+            "target_version_before": report.target_version_before,
+            "undeclared": [
+                {"kind": o.kind, "name": o.name, "table": o.table, "rows": o.rows}
+                for o in report.undeclared
+            ],
             "tables": [{"name": t.name, "rows": t.rows, "digest": t.digest} for t in report.tables],
             "rows_copied": report.total_rows,
             "rows_rebuilt": report.rows_rebuilt,

@@ -39,6 +39,20 @@ class Index:
     unique: bool
 
 
+@dataclass(frozen=True, order=True)
+class SchemaObject:
+    """An object beyond tables and plain indexes (a view, a trigger, a
+    sequence, a function, an index kind the snapshot leaves out): none is
+    part of the portable schema, so any found is not a migration's."""
+
+    kind: str
+    name: str
+    table: str | None = None  # what a trigger or an index is on
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}" + (f" on {self.table}" if self.table else "")
+
+
 @dataclass(frozen=True)
 class Table:
     name: str
@@ -59,3 +73,19 @@ class SchemaSnapshot:
             {n: t for n, t in self.tables.items() if n not in drop},
             {n: i for n, i in self.indexes.items() if i.table not in drop},
         )
+
+    def differences(self, expected: SchemaSnapshot) -> list[str]:
+        """How this snapshot differs from ``expected``, for people."""
+        found: list[str] = []
+        for kind, mine, theirs in (
+            ("table", self.tables, expected.tables),
+            ("index", self.indexes, expected.indexes),
+        ):
+            for name in sorted(set(mine) | set(theirs)):
+                if name not in theirs:
+                    found.append(f"{kind} {name} that no migration creates")
+                elif name not in mine:
+                    found.append(f"no {kind} {name}")
+                elif mine[name] != theirs[name]:
+                    found.append(f"{kind} {name} differs from its migration")
+        return found

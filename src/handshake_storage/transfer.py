@@ -6,33 +6,44 @@ derived tables rebuilt from them, and a read-back verification of every
 table's row count and digest against the digest taken from the source while
 streaming. Any failure, Ctrl-C or kill leaves the target as it was. The
 source is opened read-only and read in one snapshot.
+
+"Empty" means no tables at all, or migrated and holding no rows: exactly the
+schema its migrations create (at most the source's version), and no row in
+any table but the migration bookkeeping and its own replica id. Such a
+target is migrated forward in the same transaction, and its bookkeeping
+rows give way to the source's history and a new replica id, so the result
+is the same as a copy into a database without tables. Objects on the source
+that no migration declares are not copied; they are listed in the report
+(a table holding rows refuses the copy unless ``skip_undeclared``).
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Protocol, TypeVar
 
 from . import sqlscript, tables
 from .backends import Options, create_adapter
-from .backends.base import SNAPSHOT, WRITE, Adapter, Session
+from .backends.base import SNAPSHOT, WRITE, Adapter, Session, quote_identifier
 from .digest import TableDigest
-from .errors import StorageError, ValidationError
+from .errors import MigrationError, StorageError, ValidationError
 from .ledger import LARGE_ROW_BATCH, reidentify
 from .migrator import (
     BOOKKEEPING_TABLES,
     LOG_TABLE,
     VERSION_TABLE,
+    Migration,
     Migrator,
     bootstrap_statements,
     check_history,
     load_migrations,
 )
-from .rebuildable import build, registry
-from .schema import TIMESTAMP, SchemaSnapshot, Table
+from .rebuildable import RebuildableObject, build, registry
+from .schema import TIMESTAMP, SchemaObject, SchemaSnapshot, Table
 from .url import parse_url
 
 T = TypeVar("T")
@@ -58,6 +69,21 @@ class TableReport:
     digest: str
 
 
+@dataclass(frozen=True)
+class UndeclaredObject:
+    """An object on the source that no migration declares (a hand-made
+    index, table, view, trigger ...): copy does not carry it."""
+
+    kind: str
+    name: str
+    table: str | None = None  # what an index or a trigger is on
+    rows: int | None = None  # a table's rows
+
+    def __str__(self) -> str:
+        rows = "" if self.rows is None else f" ({self.rows:,} row{'s' * (self.rows != 1)})"
+        return str(SchemaObject(self.kind, self.name, self.table)) + rows
+
+
 @dataclass
 class CopyReport:
     source: str
@@ -68,6 +94,10 @@ class CopyReport:
     rows_rebuilt: int = 0  # rows of the derived tables recomputed on the target
     seconds: float = 0.0
     replica_id: str | None = None
+    #: the target's version before the copy; None: it had no tables
+    target_version_before: int | None = None
+    #: what the source has that no migration declares, not copied
+    undeclared: list[UndeclaredObject] = field(default_factory=list)
 
     @property
     def total_rows(self) -> int:
@@ -96,14 +126,21 @@ def copy_database(
     batch_size: int = 5000,
     progress: Progress | None = None,
     phases: Phases | None = None,
+    skip_undeclared: bool = False,
 ) -> CopyReport:
     """Copy ``source_url`` into the empty database at ``target_url`` and verify it.
 
+    The target has no tables, or is migrated and holds no rows (see the
+    module's docstring); anything else is refused and left untouched.
     ``progress(table, rows_done, total)`` follows the load of each table;
     ``phases`` gets every phase: load per table, rebuild of the derived data
-    (with its row count), restore keys, verify."""
+    (with its row count), restore keys, verify. Source objects no migration
+    declares are listed in ``CopyReport.undeclared`` and not copied; if one
+    is a table holding rows the copy is refused, unless ``skip_undeclared``."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValidationError("batch_size must be a positive integer")
+    if not isinstance(skip_undeclared, bool):
+        raise ValidationError("skip_undeclared must be True or False")
     src = create_adapter(parse_url(source_url), Options(read_only=True, pool_size=2))
     dst = create_adapter(parse_url(target_url), Options(pool_size=2))
     if src.same_database(dst):
@@ -111,7 +148,7 @@ def copy_database(
     created = not dst.exists()
     started = time.perf_counter()
     try:
-        report = _copy(src, dst, batch_size, _Both(progress, phases))
+        report = _copy(src, dst, batch_size, _Both(progress, phases), skip_undeclared)
     except BaseException:
         dst.close()
         if created:
@@ -148,7 +185,9 @@ class _Both:
             self.phases.finish(rows)
 
 
-def _copy(src: Adapter, dst: Adapter, batch: int, progress: _Both) -> CopyReport:
+def _copy(
+    src: Adapter, dst: Adapter, batch: int, progress: _Both, skip_undeclared: bool
+) -> CopyReport:
     migrations = load_migrations()
     with src.transaction(SNAPSHOT) as s_session:
         applied = Migrator(src).applied_in(s_session)
@@ -158,26 +197,22 @@ def _copy(src: Adapter, dst: Adapter, batch: int, progress: _Both) -> CopyReport
         if version == migrations[-1].version:
             _check_described(source_schema)
         derived = {o.name for o in registry(version, migrations) if o.kind == "derived"}
-        tables = [
-            VERSION_TABLE,
-            LOG_TABLE,
-            *_dependency_order(source_schema, exclude=derived | set(BOOKKEEPING_TABLES)),
-        ]
         report = CopyReport(src.url.redacted, dst.url.redacted, version)
         with dst.transaction(WRITE) as t_session:
-            _require_empty(dst, t_session)
-            for statement in bootstrap_statements():
-                t_session.execute(statement)
-            for migration in migrations[:version]:
-                for statement in sqlscript.split(migration.up_sql):
-                    dst.execute_script_statement(t_session, statement.text)
+            report.target_version_before = _prepare_target(dst, t_session, migrations, version)
             target_schema = dst.introspect(t_session)
-            unknown = sorted(n for n in source_schema.tables if n not in target_schema.tables)
-            if unknown:
-                raise StorageError(
-                    f"the source has table(s) {', '.join(unknown)} that its migrations "
-                    "do not create; copy moves only migrated tables, so nothing was copied"
-                )
+            report.undeclared = _undeclared(
+                src, s_session, source_schema, target_schema, registry(version, migrations)
+            )
+            _refuse_undeclared_rows(report.undeclared, skip_undeclared)
+            skipped = {o.name for o in report.undeclared if o.kind == "table"}
+            tables = [
+                VERSION_TABLE,
+                LOG_TABLE,
+                *_dependency_order(
+                    source_schema, exclude=derived | skipped | set(BOOKKEEPING_TABLES)
+                ),
+            ]
             digests: dict[str, TableDigest] = {}
             rebuilt = 0
             # The backend may load without keys and indexes and restore them
@@ -386,11 +421,152 @@ def _dependency_order(schema: SchemaSnapshot, exclude: set[str]) -> list[str]:
     return ordered
 
 
-def _require_empty(adapter: Adapter, session: Session) -> None:
-    tables = sorted(adapter.introspect(session).tables)
-    if tables:
-        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+#: Rows a migrated target may hold and still count as empty: its migration
+#: bookkeeping and the replica id made when it was migrated (both replaced).
+_OWN_ROWS = (*BOOKKEEPING_TABLES, "sync_replica")
+
+_EMPTY = "copy needs an empty database (no tables, or migrated but holding no rows)"
+
+
+def _prepare_target(
+    dst: Adapter, session: Session, migrations: list[Migration], version: int
+) -> int | None:
+    """Bring the target to the source's ``version`` in the copy's transaction,
+    its bookkeeping tables empty. Returns its version before (None: no tables)."""
+    before = dst.introspect(session)
+    where = f"the target {dst.url.redacted}"
+    if not before.tables:
+        start = None
+        other = dst.other_objects(session, ())
+        if other:
+            raise ValidationError(
+                f"{where} is not empty: it has {_listing(map(str, other))}; {_EMPTY}"
+            )
+        for statement in bootstrap_statements():
+            session.execute(statement)
+    else:
+        start = _accept_migrated(dst, session, before, migrations, version)
+    _run_migrations(dst, session, migrations[start or 0 : version])
+    return start
+
+
+def _accept_migrated(
+    dst: Adapter,
+    session: Session,
+    before: SchemaSnapshot,
+    migrations: list[Migration],
+    version: int,
+) -> int:
+    """A target with tables must be a migrated database holding no rows, with
+    exactly its version's schema, at most at the source's version. Its
+    bookkeeping rows are removed (the source's come instead), and so is its
+    engine full-text machinery (rebuilt with the rows, as on an empty target)."""
+    where = f"the target {dst.url.redacted}"
+    held = {
+        name: rows
+        for name in sorted(before.tables)
+        if name not in _OWN_ROWS and (rows := _count(session, name))
+    }
+    if held:
+        counts = (f"{name}: {rows:,}" for name, rows in held.items())
+        raise ValidationError(f"{where} is not empty: it holds rows ({_listing(counts)}); {_EMPTY}")
+    if VERSION_TABLE not in before.tables:
         raise ValidationError(
-            f"the target {adapter.url.redacted} is not empty (it has tables {shown}); "
-            "copy needs an empty database"
+            f"{where} is not empty: it has tables {_listing(sorted(before.tables))} and "
+            f"no migration history; {_EMPTY}"
         )
+    applied = Migrator(dst).applied_in(session)
+    try:
+        check_history({m.version: m for m in migrations}, migrations[-1].version, applied)
+    except MigrationError as exc:
+        raise MigrationError(f"{where} cannot be copied into: {exc.message}") from None
+    start = applied[-1].version if applied else 0
+    if start > version:
+        raise ValidationError(
+            f"{where} is migrated to version {start:04d}, newer than the source's "
+            f"{version:04d}; copy into an empty database or one migrated to at most {version:04d}"
+        )
+    objects = registry(start, migrations)
+    fulltext = [o.table for o in objects if o.kind == "fulltext"]
+    problems = before.differences(_reference_schema(migrations[:start]))
+    problems += [f"{o} that no migration creates" for o in dst.other_objects(session, fulltext)]
+    if problems:
+        raise ValidationError(
+            f"{where} is migrated to version {start:04d} but its schema differs from what "
+            f"the migrations create ({_listing(problems)}); {_EMPTY}"
+        )
+    for name in _OWN_ROWS:
+        if name in before.tables:
+            session.execute(f"DELETE FROM {name}")
+    for table in fulltext:
+        dst.drop_fulltext(session, table)
+    return start
+
+
+def _run_migrations(adapter: Adapter, session: Session, migrations: list[Migration]) -> None:
+    """The migrations' statements as they are: derived tables are left empty
+    and their full-text indexes unmade, for :func:`build` after the load."""
+    for migration in migrations:
+        for statement in sqlscript.split(migration.up_sql):
+            adapter.execute_script_statement(session, statement.text)
+
+
+def _reference_schema(migrations: list[Migration]) -> SchemaSnapshot:
+    """What ``migrations`` create, introspected from a scratch SQLite file:
+    snapshots are backend-neutral (tests/test_schema_equivalence.py)."""
+    with tempfile.TemporaryDirectory(prefix="handshake-reference-") as scratch:
+        adapter = create_adapter(parse_url(f"sqlite:///{scratch}/reference.db"), Options())
+        try:
+            with adapter.transaction(WRITE) as session:
+                for statement in bootstrap_statements():
+                    session.execute(statement)
+                _run_migrations(adapter, session, migrations)
+                return adapter.introspect(session)
+        finally:
+            adapter.close()
+
+
+def _undeclared(
+    src: Adapter,
+    s_session: Session,
+    source: SchemaSnapshot,
+    target: SchemaSnapshot,
+    objects: list[RebuildableObject],
+) -> list[UndeclaredObject]:
+    """The source's objects that the migrations (just run on the target) do
+    not create: tables (with their rows), indexes, and every object kind
+    introspection leaves out (views, triggers, ...)."""
+    tables = sorted(set(source.tables) - set(target.tables))
+    found = [
+        UndeclaredObject("table", name, rows=_read_source(src, lambda n=name: _count(s_session, n)))
+        for name in tables
+    ]
+    found += [  # an undeclared table's own indexes go with it
+        UndeclaredObject("index", name, index.table)
+        for name, index in sorted(source.indexes.items())
+        if name not in target.indexes and index.table not in tables
+    ]
+    fulltext = [o.table for o in objects if o.kind == "fulltext"]
+    others = _read_source(src, lambda: src.other_objects(s_session, fulltext))
+    found += [UndeclaredObject(o.kind, o.name, o.table) for o in others]
+    return found
+
+
+def _refuse_undeclared_rows(found: list[UndeclaredObject], skip: bool) -> None:
+    held = [str(o) for o in found if o.kind == "table" and o.rows]
+    if held and not skip:
+        raise StorageError(
+            f"the source has table(s) that no migration creates holding rows: {_listing(held)}; "
+            "copy carries only migrated tables, so nothing was copied (to copy the rest "
+            "without them: skip_undeclared=True, on the command line --skip-undeclared)"
+        )
+
+
+def _count(session: Session, table: str) -> int:
+    return int(session.execute(f"SELECT COUNT(*) FROM {quote_identifier(table)}").fetchone()[0])
+
+
+def _listing(items: Iterable[str], most: int = 8) -> str:
+    shown = list(items)
+    more = f", and {len(shown) - most} more" if len(shown) > most else ""
+    return ", ".join(shown[:most]) + more

@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,7 +34,7 @@ from ..errors import (
     StorageError,
     ValidationError,
 )
-from ..schema import SchemaSnapshot
+from ..schema import SchemaObject, SchemaSnapshot
 from ..url import DatabaseURL
 
 
@@ -709,6 +709,12 @@ class Adapter(ABC):
 
     @abstractmethod
     def introspect(self, session: Session) -> SchemaSnapshot: ...
+
+    @abstractmethod
+    def other_objects(self, session: Session, fulltext: Collection[str]) -> list[SchemaObject]:
+        """Objects :meth:`introspect` leaves out (views, triggers, ...), but not
+        this adapter's own full-text machinery for the tables in ``fulltext``:
+        what a migration cannot have made."""
 
     @abstractmethod
     def has_table(self, session: Session, name: str) -> bool: ...

@@ -15,7 +15,7 @@ import os
 import re
 import select
 import selectors
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from itertools import count
@@ -40,6 +40,7 @@ from ..schema import (
     Column,
     ForeignKey,
     Index,
+    SchemaObject,
     SchemaSnapshot,
     Table,
 )
@@ -468,6 +469,41 @@ class PostgreSQLAdapter(Adapter):
         ).fetchall():
             indexes[name] = Index(name, table, tuple(cols), bool(unique))
         return SchemaSnapshot(tables, indexes)
+
+    def other_objects(self, session: Session, fulltext: Collection[str]) -> list[SchemaObject]:
+        """Views, materialized and foreign tables, sequences, triggers, the
+        index kinds introspection leaves out (GIN but a full-text table's own
+        index) and functions of the current schema; an extension's are its own."""
+        rows = session.execute(
+            "SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' "
+            "  WHEN 'f' THEN 'foreign table' WHEN 'S' THEN 'sequence' ELSE 'index' END, "
+            "  c.relname, t.relname "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_index i ON i.indexrelid = c.oid "
+            "LEFT JOIN pg_class t ON t.oid = i.indrelid "
+            "WHERE n.nspname = current_schema() AND (c.relkind IN ('v', 'm', 'f', 'S') "
+            "  OR (c.relkind = 'i' AND c.relam = (SELECT oid FROM pg_am WHERE amname = 'gin'))) "
+            # an extension's objects are its own; an identity's sequence is its column's
+            "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+            "  AND d.objid = c.oid AND (d.deptype = 'e' "
+            "    OR (c.relkind = 'S' AND d.deptype IN ('a', 'i')))) "
+            "UNION ALL "
+            "SELECT 'trigger', tg.tgname, c.relname FROM pg_trigger tg "
+            "JOIN pg_class c ON c.oid = tg.tgrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND NOT tg.tgisinternal "
+            "UNION ALL "
+            "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END, p.proname, NULL "
+            "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = current_schema() "
+            "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass "
+            "  AND d.objid = p.oid AND d.deptype = 'e')"
+        ).fetchall()
+        return sorted(
+            SchemaObject(kind, name, table)
+            for kind, name, table in rows
+            if not (kind == "index" and table in fulltext and name == fulltext_name(table))
+        )
 
     def has_table(self, session: Session, name: str) -> bool:
         row = session.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()

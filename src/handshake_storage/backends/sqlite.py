@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from ..declarations import PORTABLE_TYPES
 from ..errors import BackendUnavailableError, MigrationError, StorageError, ValidationError
-from ..schema import Column, ForeignKey, Index, SchemaSnapshot, Table
+from ..schema import Column, ForeignKey, Index, SchemaObject, SchemaSnapshot, Table
 from ..url import DatabaseURL
 from . import base
 from .base import SNAPSHOT, Adapter, Features, Mode, Options, Session, fulltext_name
@@ -295,6 +295,25 @@ class SQLiteAdapter(Adapter):
             )
             indexes[name] = Index(name, table, cols, bool(unique))
         return SchemaSnapshot(tables, indexes)
+
+    def other_objects(self, session: Session, fulltext: Collection[str]) -> list[SchemaObject]:
+        """Views, triggers and virtual tables, less each full-text table's
+        FTS5 table and the triggers that keep it current (create_fulltext)."""
+        machinery = {fulltext_name(t) for t in fulltext}
+        found = []
+        for kind, name, table in session.execute(
+            "SELECT type, name, tbl_name FROM sqlite_master "
+            "WHERE type IN ('view', 'trigger') OR (type = 'table' AND sql LIKE 'CREATE VIRTUAL%')"
+        ).fetchall():
+            if (kind == "table" and name in machinery) or (
+                kind == "trigger" and table in fulltext and name.startswith(fulltext_name(table))
+            ):
+                continue  # the engine's full-text index of a declared table
+            if kind == "table":
+                found.append(SchemaObject("virtual table", name))
+            else:
+                found.append(SchemaObject(kind, name, table if kind == "trigger" else None))
+        return sorted(found)
 
     def has_table(self, session: Session, name: str) -> bool:
         row = session.execute(
