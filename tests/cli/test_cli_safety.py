@@ -95,7 +95,7 @@ def test_a_rollback_that_drops_rows_asks_or_refuses(databases):
     refused = run("--database-url", url, "rollback", "--to", "0")
     error = one_line_error(refused)
     assert "drops tables holding rows: " in error
-    assert "workspaces (1 rows)" in error and "documents (1 rows)" in error
+    assert "workspaces (1 row)" in error and "documents (1 row)" in error
     assert "rerun with --yes" in error
     assert content(url) == before
 
@@ -131,7 +131,7 @@ def test_a_rollback_asks_on_a_terminal_and_proceeds_on_yes(databases):
         db.create_workspace(ME, NewWorkspace("gone"))
     code, shown = in_terminal("--database-url", url, "rollback", "--to", "0", answer="y")
     assert code == 0, shown
-    assert "workspaces (1 rows)" in shown and "rolled back to version 0" in shown
+    assert "workspaces (1 row)" in shown and "rolled back to version 0" in shown
     tables, _ = content(url)
     assert "workspaces" not in tables
 
