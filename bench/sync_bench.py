@@ -8,8 +8,11 @@
    taking turns repeat by repeat; medians and ratios per backend.
 2. Applying N change sets of a mixed workload (creates, updates, block
    replacements, deletes, jobs) SQLite -> PostgreSQL and PostgreSQL ->
-   SQLite: change sets per second, verified by comparing table digests;
-   peak RSS before and after.
+   SQLite: change sets per second, beside the raw floor applying the same
+   exported batches with the same rows, ledger and search index
+   (``sync_floor.py``); both verified by comparing table digests with the
+   source; peak RSS growth during the sync, at N/4 and at N (flat in N:
+   the second is not larger).
 3. An incremental sync with nothing new between a local SQLite file and a
    local PostgreSQL: median wall time.
 """
@@ -22,6 +25,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from handshake_storage import (
@@ -40,6 +44,7 @@ from handshake_storage.migrator import load_migrations
 from handshake_storage.sync import sync_databases
 
 from .env import Backend, PostgresServer, make_workdir
+from .sync_floor import RawApplier
 
 HUMAN = WriteContext.human("bench")
 LEDGER_VERSION = next(m.version for m in load_migrations() if m.description == "change_ledger")
@@ -110,27 +115,57 @@ def bench_writes(backend: Backend, repeats: int) -> tuple[float, float]:
     return statistics.median(with_ledger), statistics.median(without)
 
 
-def bench_apply(source: Backend, target: Backend, changes: int) -> tuple[int, float, bool, float]:
+def floor_sync(src: Any, floor: RawApplier, batch_size: int = 500) -> int:
+    """What ``sync_databases(src, dst, direction="push")`` moves, applied by the floor."""
+    since: dict[str, dict[str, int]] = {}
+    moved = 0
+    while True:
+        batch = src.export_changes(since, limit=batch_size)
+        if not batch["changes"]:
+            break
+        moved += floor.apply(batch)
+        for c in batch["changes"]:
+            origins = since.setdefault(c["workspace"] or "", {})
+            origins[c["origin"]] = max(origins.get(c["origin"], 0), c["seq"])
+        if batch["complete"]:
+            break
+    return moved
+
+
+@dataclass
+class Applied:
+    changes: int
+    seconds: float  # handshake_storage: sync_databases(src, dst, direction="push")
+    floor_seconds: float  # the raw floor applying the same exported batches
+    equal: bool  # target digests equal the source's, for both
+    grew_mib: float  # peak RSS growth during the sync
+
+
+def bench_apply(source: Backend, target: Backend, changes: int) -> Applied:
     src_url = source.new_url(migrated=False)
     with open_database(src_url) as src:
         src.run_migrations()
         mixed_workload(src, changes)
         n = len(src.changes(limit=1_000_000))
-        before = rss_mib()
-        dst_url = target.new_url(migrated=False)
+        dst_url, floor_url = target.new_url(), target.new_url()
+        src.export_changes({}, limit=500)  # warm: neither side pays for the first read
+        floor = RawApplier(target.name, floor_url)
+        try:
+            floor_seconds = timed(lambda: floor_sync(src, floor))
+        finally:
+            floor.close()
         with open_database(dst_url) as dst:
-            dst.run_migrations()
-            report = None
-
-            def run() -> None:
-                nonlocal report
-                report = sync_databases(src, dst, direction="push")
-
-            seconds = timed(run)
-            equal = src.content_digests() == dst.content_digests()
+            before = rss_mib()
+            seconds = timed(lambda: sync_databases(src, dst, direction="push"))
+            grew = rss_mib() - before
+            digests = src.content_digests()
+            equal = digests == dst.content_digests()
+        with open_database(floor_url) as copy:
+            equal = equal and digests == copy.content_digests()
         target.drop(dst_url)
+        target.drop(floor_url)
     source.drop(src_url)
-    return n, seconds, equal, rss_mib() - before
+    return Applied(n, seconds, floor_seconds, equal, grew)
 
 
 def bench_noop(a: Backend, b: Backend, repeats: int) -> float:
@@ -166,11 +201,19 @@ def main() -> None:
                 "| <= 1.15x |"
             )
         for src, dst, target in ((sqlite, postgresql, 2000), (postgresql, sqlite, 5000)):
-            n, seconds, equal, grew = bench_apply(src, dst, args.changes)
+            # a quarter of the size first: RSS growth that follows N shows at N
+            small = bench_apply(src, dst, max(args.changes // 4, 50))
+            runs = [bench_apply(src, dst, args.changes) for _ in range(args.repeats)]
+            n = runs[0].changes
+            ours = statistics.median(r.seconds for r in runs)
+            floor = statistics.median(r.floor_seconds for r in runs)
+            equal = small.equal and all(r.equal for r in runs)
             print(
-                f"| apply {n} change sets {src.name} -> {dst.name} | {n / seconds:,.0f}/s "
-                f"({seconds:.2f} s, digests {'equal' if equal else 'DIFFER'}, "
-                f"RSS +{grew:.0f} MiB) | >= {target:,}/s |"
+                f"| apply {n} change sets {src.name} -> {dst.name} (median of {len(runs)}) | "
+                f"{n / ours:,.0f}/s ({ours:.2f} s) beside the raw floor {n / floor:,.0f}/s "
+                f"({floor:.2f} s) = {ours / floor:.2f}x; digests {'equal' if equal else 'DIFFER'}"
+                f"; peak RSS +{small.grew_mib:.1f} MiB at {small.changes}, "
+                f"+{max(r.grew_mib for r in runs):.1f} MiB at {n} | >= {target:,}/s |"
             )
         noop = bench_noop(sqlite, postgresql, 20)
         print(

@@ -45,6 +45,8 @@ CHANGE = (
     "workflow_id, operation, subject_table, subject_id, status, written_at, payload"
 )
 
+CHANGE_COLUMNS = tuple(CHANGE.split(", "))
+
 CONFLICT = (
     "id, detected_at, scope, kind, table_name, row_id, loser_event_id, winner_event_id, "
     "detail, restored_at, restored_event_id"
@@ -391,6 +393,11 @@ def merge_rows(table: str, columns: Sequence[str], count: int, lock: str) -> str
         f"SELECT {', '.join(columns)} FROM {table} WHERE id IN ({placeholders(count)}) "
         f"ORDER BY id{{C}}{lock}"
     )
+
+
+def merge_children_rows(table: str, columns: Sequence[str], column: str, count: int) -> str:
+    """Every row of ``table`` under these parents (``column``)."""
+    return f"SELECT {', '.join(columns)} FROM {table} WHERE {column} IN ({placeholders(count)})"
 
 
 def merge_row(table: str, columns: Sequence[str]) -> str:

@@ -13,9 +13,9 @@ Rows are cached whole (every column of the live table), as ``{column:
 stored value}``, or as ``None`` when known to be missing. A delete marks the
 cached rows it cascades to as missing (the schema's cascading foreign keys);
 rows not in the cache are read from the database, after a barrier, when a
-rule asks for them. Writes to tables the rules never read back (the ledger,
-the conflict log) wait for the end of the chunk (``defer``); so does the
-search upkeep, once per written block (``due``).
+rule asks for them. Writes to tables the rules never read back wait for the
+end of the chunk (the conflict log: ``defer``; the ledger: ``append``, bulk
+loaded); so does the search upkeep, once per written block (``due``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 from ..backends.base import Adapter, Session
 from ..errors import ConflictError
 from ..queries import (
+    merge_children_rows,
     merge_delete,
     merge_delete_children,
     merge_insert,
@@ -46,10 +47,12 @@ Reindex = Callable[[Session, list[tuple[str, str, str]]], None]
 @dataclass
 class _Group:
     sql: str
-    rows: list[Sequence[Any]] = field(default_factory=list)
+    rows: list[list[Any] | None] = field(default_factory=list)
     #: an insert that must write every row (``ON CONFLICT DO NOTHING``): a row
     #: that appeared meanwhile means a concurrent writer got in between
     checked: bool = False
+    #: an insert's columns (its rows may still be changed or cancelled)
+    columns: Sequence[str] = ()
 
 
 class ChunkState:
@@ -70,7 +73,18 @@ class ChunkState:
         self._rows: dict[str, dict[str, dict[str, Any] | None]] = defaultdict(dict)
         self._queue: list[_Group] = []
         self._deferred: list[_Group] = []
+        self._bulk: dict[tuple[str, tuple[str, ...], str], list[Sequence[Any]]] = {}
         self._compiled: dict[str, str] = {}
+        #: rows inserted by the queue and not sent yet: (table, id) -> its group
+        #: and place, so a later update changes it and a delete cancels it
+        self._pending: dict[tuple[str, str], tuple[_Group, int]] = {}
+        #: (child table, column) -> parents whose children are all cached
+        self._complete: dict[tuple[str, str], set[str]] = defaultdict(set)
+        #: per table, the columns that reference a parent row
+        self._references = {
+            child: {c for t in cascades.values() for ch, c in t if ch == child}
+            for child in families
+        }
         #: blocks whose search rows are made anew at the end (insertion order)
         self.due: dict[str, None] = {}
 
@@ -103,6 +117,34 @@ class ChunkState:
             for key in part:
                 cached.setdefault(key, None)
 
+    def load_children(self, table: str, column: str, parents: Iterable[str]) -> None:
+        """Read every row of ``table`` under these parents (unlocked); their
+        children lists are then answered here (``children``)."""
+        complete = self._complete[(table, column)]
+        wanted = sorted({p for p in parents if isinstance(p, str) and p not in complete})
+        if not wanted:
+            return
+        self.barrier()
+        cached = self._rows[table]
+        columns = list(self._families[table])
+        for i in range(0, len(wanted), LOAD_SLICE):
+            part = wanted[i : i + LOAD_SLICE]
+            found = self._s.execute(
+                self.sql(merge_children_rows(table, columns, column, len(part))), part
+            )
+            for r in found.fetchall():
+                row = dict(zip(columns, r, strict=True))
+                cached.setdefault(row["id"], row)
+            complete.update(part)
+
+    def children(self, table: str, column: str, parent: str) -> list[dict[str, Any]] | None:
+        """The live rows of ``table`` under ``parent`` in id order, or None when
+        not all of them are cached (then read them after a barrier)."""
+        if parent not in self._complete[(table, column)]:
+            return None
+        rows = self._rows[table]
+        return [rows[k] for k in sorted(k for k, r in rows.items() if r and r[column] == parent)]
+
     def row(self, table: str, key: Any, lock: str = "") -> dict[str, Any] | None:
         """The row as the chunk has left it so far (None: missing)."""
         cached = self._rows[table]
@@ -122,6 +164,7 @@ class ChunkState:
         """Send the queued writes; the session then reads the chunk's state."""
         if self._queue:
             queue, self._queue = self._queue, []
+            self._pending.clear()
             self._send(queue)
         return self._s
 
@@ -133,36 +176,72 @@ class ChunkState:
         """Insert rows (stored values in ``columns`` order). ``checked``: the
         cache said they are missing, so each must be written (else the chunk
         is retried: a concurrent writer inserted the same id meanwhile)."""
-        self._push(self._queue, merge_insert(table, columns, if_absent=checked), rows, checked)
+        sql = merge_insert(table, columns, if_absent=checked)
+        group = self._push(self._queue, sql, [list(r) for r in rows], checked, columns)
         cached = self._rows[table]
         whole = set(columns) == set(self._families[table])
         at = columns.index("id")
-        for values in rows:
+        first = len(group.rows) - len(rows)
+        for i, values in enumerate(rows):
+            key = values[at]
             if whole:
-                cached[values[at]] = dict(zip(columns, values, strict=True))
+                cached[key] = dict(zip(columns, values, strict=True))
+                self._pending[(table, key)] = (group, first + i)
             else:  # defaults filled in by the database: read it back when asked
-                cached.pop(values[at], None)
+                cached.pop(key, None)
+                for (child, column), parents in self._complete.items():
+                    if child == table:
+                        parents.discard(dict(zip(columns, values, strict=True)).get(column))
             if table == "blocks":
-                self.due[values[at]] = None
+                self.due[key] = None
+        if not whole:
+            self.barrier()  # what the cache cannot follow goes out at once
 
     def update(self, table: str, key: str, names: Sequence[str], values: Sequence[Any]) -> None:
-        self._push(self._queue, merge_update(table, names), [(*values, key)])
+        """Change columns of a row; a row the queue has yet to insert is
+        inserted with them instead (unless a reference to a parent moves)."""
         row = self._rows[table].get(key)
+        pending = self._pending.get((table, key))
+        moves = not self._references[table].isdisjoint(names)
+        if pending is not None and not moves:
+            group, i = pending
+            inserted = group.rows[i]
+            assert inserted is not None
+            for name, value in zip(names, values, strict=True):
+                inserted[group.columns.index(name)] = value
+        else:
+            self._push(self._queue, merge_update(table, names), [[*values, key]])
         if row is not None:
             row.update(zip(names, values, strict=True))
         else:
             self._rows[table].pop(key, None)
+            if moves:
+                for (child, _), parents in self._complete.items():
+                    if child == table:
+                        parents.clear()
         if table == "blocks" and "raw_content" in names:
             self.due[key] = None
+        if moves:
+            self.barrier()  # a row changing parents goes out at once (nothing pending under it)
 
     def delete(self, table: str, key: str) -> None:
-        self._push(self._queue, merge_delete(table), [(key,)])
+        if (table, key) not in self._pending:  # else it never reaches the database
+            self._push(self._queue, merge_delete(table), [[key]])
         self._gone(table, {key})
 
     def delete_children(self, table: str, column: str, parent: str) -> None:
-        self._push(self._queue, merge_delete_children(table, column), [(parent,)])
+        if not self._in_queue(column, table, parent):
+            self._push(self._queue, merge_delete_children(table, column), [[parent]])
         cached = self._rows[table]
         self._gone(table, {k for k, r in cached.items() if r is not None and r[column] == parent})
+
+    def _in_queue(self, column: str, table: str, parent: str) -> bool:
+        """Whether ``parent`` (of ``table``'s ``column``) is a row the queue has
+        yet to insert: then no child of it is in the database either."""
+        for parent_table, links in self._cascades.items():
+            if (table, column) in links and (parent_table, parent) in self._pending:
+                return True
+        return False
 
     def _gone(self, table: str, keys: set[str]) -> None:
         if not keys:
@@ -172,13 +251,22 @@ class ChunkState:
             cached[key] = None
             if table == "blocks":
                 self.due.pop(key, None)
+            pending = self._pending.pop((table, key), None)
+            if pending is not None:  # inserted and deleted in the queue: neither is sent
+                group, i = pending
+                group.rows[i] = None
         for child, column in self._cascades.get(table, ()):
             rows = self._rows[child]
             self._gone(child, {k for k, r in rows.items() if r is not None and r[column] in keys})
 
     def defer(self, sql: str, params: Sequence[Any]) -> None:
-        """A write to a table the merge rules never read back (ledger, conflict log)."""
-        self._push(self._deferred, sql, [params])
+        """A write to a table the merge rules never read back (the conflict log)."""
+        self._push(self._deferred, sql, [list(params)])
+
+    def append(self, table: str, columns: Sequence[str], sql: str, row: Sequence[Any]) -> None:
+        """A row for a table the merge rules never read back, inserted with the
+        other rows of the chunk at its end (the backend's bulk load for many)."""
+        self._bulk.setdefault((table, tuple(columns), sql), []).append(row)
 
     def finish(self, reindex: Reindex) -> None:
         """Send everything the chunk wrote, then make the search rows of the
@@ -191,25 +279,41 @@ class ChunkState:
                 assert document is not None  # a live block's document is live (foreign key)
                 blocks.append((key, document["workspace_id"], block["raw_content"]))
         queue, self._queue, deferred, self._deferred = self._queue, [], self._deferred, []
+        self._pending.clear()
         self._send(queue + deferred)
+        bulk, self._bulk = self._bulk, {}
+        for (table, columns, sql), rows in bulk.items():
+            self._a.insert_rows(self._s, table, columns, self.sql(sql), rows)
         if blocks:
             reindex(self._s, blocks)
         self._rows.clear()
+        self._complete.clear()
         self.due.clear()
 
     def _push(
-        self, queue: list[_Group], sql: str, rows: list[Sequence[Any]], checked: bool = False
-    ) -> None:
+        self,
+        queue: list[_Group],
+        sql: str,
+        rows: list[list[Any]],
+        checked: bool = False,
+        columns: Sequence[str] = (),
+    ) -> _Group:
         if queue and queue[-1].sql == sql:
             queue[-1].rows.extend(rows)
         else:
-            queue.append(_Group(sql, list(rows), checked))
+            queue.append(_Group(sql, list(rows), checked, columns))
+        return queue[-1]
 
     def _send(self, queue: list[_Group]) -> None:
-        if not queue:
+        groups = []
+        for group in queue:
+            group.rows = [r for r in group.rows if r is not None]
+            if group.rows:
+                groups.append(group)
+        if not groups:
             return
-        counts = self._a.execute_groups(self._s, [(self.sql(g.sql), g.rows) for g in queue])
-        for group, count in zip(queue, counts, strict=True):
+        counts = self._a.execute_groups(self._s, [(self.sql(g.sql), g.rows) for g in groups])
+        for group, count in zip(groups, counts, strict=True):
             if group.checked and count != len(group.rows):
                 raise ConflictError(
                     "a row this import inserts was written by another transaction meanwhile; "

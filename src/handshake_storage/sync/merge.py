@@ -32,7 +32,7 @@ from ..backends.base import Adapter, Session
 from ..errors import GuardError, ValidationError
 from ..guard import WriteContext
 from ..ledger import APPLIED, REJECTED, ChangeSet, encode_payload
-from ..queries import MERGE_LOCKS, PORTABLE, merge_children, merge_row, placeholders
+from ..queries import CHANGE_COLUMNS, MERGE_LOCKS, PORTABLE, merge_children, merge_row, placeholders
 from ..schema import BOOLEAN, TIMESTAMP
 from ..tables import CANONICAL, WORKSPACES
 from .chunk import LOAD_SLICE, ChunkState, Reindex
@@ -90,6 +90,9 @@ GENERATIONS = {
     "update_canvas_graph": ("canvases", ("canvas_edges", "canvas_nodes")),
 }
 
+#: A generation parent's column in its children.
+_CHILD_COLUMN = {"documents": "document_id", "canvases": "canvas_id"}
+
 #: The canonical tables change sets may write (never the sync bookkeeping).
 SYNCED_TABLES = frozenset(t.name for t in CANONICAL)
 
@@ -118,6 +121,22 @@ class _Entry:
     prev: str | None
     columns: dict[str, Any]
     provenance: dict[str, Any]
+
+
+def _entry(table: str, key: str, r: Sequence[Any]) -> _Entry:
+    """A ``merge_subject_changes`` row (payload as text, or parsed) as the
+    field rule needs it: what it wrote to ``table``/``key``."""
+    payload = r[7] if isinstance(r[7], dict) else json.loads(r[7])
+    columns: dict[str, Any] = {}
+    for group in payload.get("put", ()):
+        if group["table"] == table:
+            for values in group["rows"]:
+                if values[0] == key:
+                    columns.update(zip(group["columns"][1:], values[1:], strict=True))
+    keys = ("hlc", "edit_event_id", "operation", "actor_kind", "actor_id", "job_id")
+    prov = {**dict(zip(keys, r[:6], strict=True)), "workflow_id": r[6]}
+    prov.update(origin_id=r[8], seq=r[9])
+    return _Entry(r[0], str(r[1]), payload.get("prev"), columns, prov)
 
 
 def provenance(c: ChangeSet) -> dict[str, Any]:
@@ -172,7 +191,7 @@ class Merger:
         # from the database, then appended to).
         self._events: dict[str, tuple[Any, ...]] = {}
         self._stamps: dict[str, str] = {}
-        self._subjects: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+        self._subjects: dict[tuple[str, str], list[_Entry]] = {}
         self._mine: dict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
         self.conflicts = 0
 
@@ -360,6 +379,14 @@ class Merger:
             for c in changes
             if RULES[c.operation] == GENERATION and c.status != REJECTED
         ]
+        replaced: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for c in changes:
+            if RULES[c.operation] == GENERATION and c.status != REJECTED:
+                parent, children = GENERATIONS[c.operation]
+                for child in children:
+                    replaced[(child, _CHILD_COLUMN[parent])].add(c.subject_id)
+        for (child, column), parents in replaced.items():
+            state.load_children(child, column, parents)
         events = sorted({str(r["edit_event_id"]) for r in generations if r is not None})
         for i in range(0, len(events), LOAD_SLICE):
             part = events[i : i + LOAD_SLICE]
@@ -374,7 +401,7 @@ class Merger:
                 for key in part:
                     self._subjects[(table, key)] = []
                 for r in self._run(sql, (table, *part)).fetchall():
-                    self._subjects[(table, r[10])].append(r[:10])
+                    self._subjects[(table, r[10])].append(_entry(table, r[10], r[:10]))
 
     def _append(self, c: ChangeSet, status: str, position: int) -> None:
         """The change set's ledger row, with its provenance untouched."""
@@ -383,7 +410,9 @@ class Merger:
         job = None if c.job_id is None else str(c.job_id)
         workflow = None if c.workflow_id is None else str(c.workflow_id)
         kind = c.actor_kind.value
-        self._state.defer(
+        self._state.append(
+            "sync_changes",
+            CHANGE_COLUMNS,
             PORTABLE.ledger_insert,
             (
                 c.origin_id,
@@ -417,7 +446,10 @@ class Merger:
         if status == APPLIED:
             # as merge_subject_changes reads it, with the payload parsed
             entry = (c.hlc, event, c.operation, kind, c.actor_id, job, workflow, c.payload)
-            self._mine[(c.subject_table, c.subject_id)].append((*entry, c.origin_id, c.seq))
+            subject = (c.subject_table, c.subject_id)
+            self._mine[subject].append((*entry, c.origin_id, c.seq))
+            if subject in self._subjects:
+                self._subjects[subject].append(_entry(*subject, self._mine[subject][-1]))
 
     # -- the rules ----------------------------------------------------------------------
 
@@ -568,26 +600,18 @@ class Merger:
         self._state.update(table, key, won, params)
 
     def _entries(self, table: str, key: str, exclude: ChangeSet) -> list[_Entry]:
-        """The applied local change sets about one row, with what each wrote to it."""
-        stored = self._subjects.get((table, key))
-        if stored is None:
-            stored = self._run(PORTABLE.merge_subject_changes, (table, key)).fetchall()
-        out = []
-        for r in [*stored, *self._mine.get((table, key), ())]:
-            if r[8] == exclude.origin_id and r[9] == exclude.seq:
-                continue
-            payload = r[7] if isinstance(r[7], dict) else json.loads(r[7])
-            columns: dict[str, Any] = {}
-            for group in payload.get("put", ()):
-                if group["table"] == table:
-                    for values in group["rows"]:
-                        if values[0] == key:
-                            columns.update(zip(group["columns"][1:], values[1:], strict=True))
-            keys = ("hlc", "edit_event_id", "operation", "actor_kind", "actor_id", "job_id")
-            prov = {**dict(zip(keys, r[:6], strict=True)), "workflow_id": r[6]}
-            prov.update(origin_id=r[8], seq=r[9])
-            out.append(_Entry(r[0], str(r[1]), payload.get("prev"), columns, prov))
-        return out
+        """The applied local change sets about one row, with what each wrote to
+        it: read (and parsed) once per chunk, then kept current by ``_append``."""
+        entries = self._subjects.get((table, key))
+        if entries is None:
+            rows = self._run(PORTABLE.merge_subject_changes, (table, key)).fetchall()
+            rows += self._mine.get((table, key), [])
+            entries = self._subjects[(table, key)] = [_entry(table, key, r) for r in rows]
+        return [
+            e
+            for e in entries
+            if e.provenance["origin_id"] != exclude.origin_id or e.provenance["seq"] != exclude.seq
+        ]
 
     @staticmethod
     def _ancestors(entries: list[_Entry], prev: str | None) -> set[str]:
@@ -662,9 +686,13 @@ class Merger:
             (g["table"], r[0]): r[1] for g in c.payload.get("replaced", ()) for r in g["rows"]
         }
         puts = {g["table"]: g for g in c.payload.get("put", ())}
-        column = "document_id" if parent == "documents" else "canvas_id"
+        column = _CHILD_COLUMN[parent]
         for child in children:
-            rows = self._read(merge_children(child, column), (key,)).fetchall()
+            cached = self._state.children(child, column, key)
+            if cached is None:
+                rows = self._read(merge_children(child, column), (key,)).fetchall()
+            else:
+                rows = [(r["id"], r["edit_event_id"]) for r in cached]
             for child_key, event in rows:
                 if replaced.get((child, child_key)) != str(event):
                     image = self._image(child, child_key)
