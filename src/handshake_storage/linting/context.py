@@ -19,6 +19,7 @@ from .rule import Hit
 
 if TYPE_CHECKING:
     from .rule import Rule
+    from .suppression import Directive
 
 #: The dialects every statement is parsed as, with their names in messages.
 DIALECTS: dict[str, str] = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
@@ -112,7 +113,7 @@ class FileScope:
     statements: list[Stmt] = field(default_factory=list)
     checked: list[Stmt] = field(default_factory=list)  # not pieces of a trigger body
     comments: list[Comment] = field(default_factory=list)
-    directives: list = field(default_factory=list)  # suppression.Directive
+    directives: list[Directive] = field(default_factory=list)  # its `lint:` comments
 
     @cached_property
     def newlines(self) -> list[int]:
