@@ -10,7 +10,6 @@ read-only and never create a missing SQLite file.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from datetime import timedelta
@@ -21,6 +20,7 @@ import click
 
 from . import __version__, cli_sync
 from .console import (
+    Context,
     PhaseDisplay,
     emit,
     fail,
@@ -28,76 +28,14 @@ from .console import (
     reported,
     url_from,
     usage_error,
+    uses_database,
     warn,
 )
-from .database import Database, open_database
 from .errors import ValidationError
 from .migrator import Migration, Plan
-from .url import ENV_VAR, default_sqlite_path, parse_url, redact
+from .url import ENV_VAR, parse_url, redact
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Context:
-    """Where the database is, however the user said it."""
-
-    def __init__(self, url: str | None) -> None:
-        self.explicit_url = url
-
-    def give_url(self, url: str) -> None:
-        """``--database-url`` after the subcommand; it must agree with one before."""
-        if not url.strip():
-            usage_error("--database-url is empty")  # never fall back to another database
-        if self.explicit_url is not None and self.explicit_url != url:
-            usage_error("--database-url is given twice with different values")
-        self.explicit_url = url
-
-    @property
-    def url(self) -> str:
-        if self.explicit_url:
-            return self.explicit_url
-        env = os.environ.get(ENV_VAR)
-        if env:
-            return env
-        return f"sqlite:///{default_sqlite_path()}"
-
-    def checked_url(self) -> str:
-        """The URL, validated: a malformed one is a usage error (exit 2)."""
-        try:
-            parse_url(self.url)
-        except ValidationError as exc:
-            usage_error(str(exc))
-        return self.url
-
-    def open(self, *, read_only: bool = False, create: bool = True) -> Database:
-        """Open the database; ``create=False`` (and ``read_only``) refuse a
-        missing SQLite file instead of creating it."""
-        url = self.checked_url()
-        creating = create and not read_only
-        if creating and not self.explicit_url and not os.environ.get(ENV_VAR):
-            default_sqlite_path().parent.mkdir(parents=True, exist_ok=True)
-        return open_database(url, read_only=read_only, create=creating)
-
-
-pass_context = click.make_pass_decorator(Context)
-
-
-def _late_url(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    if value is not None:
-        ctx.find_object(Context).give_url(value)  # type: ignore[union-attr]
-
-
-def uses_database(f: F) -> F:
-    """A command that opens the database: accepts ``--database-url`` after
-    its name too, and receives the :class:`Context`."""
-    option = click.option(
-        "--database-url",
-        metavar="URL",
-        expose_value=False,
-        callback=_late_url,
-        help=f"Database URL (default: ${ENV_VAR}, else the embedded SQLite file).",
-    )
-    return option(pass_context(f))  # type: ignore[return-value]
 
 
 #: A group called without a command shows its help (a usage error in click 8.2+).
@@ -763,4 +701,5 @@ def completion(ctx: click.Context, shell: str) -> None:
 
 
 # The sync commands (sync, conflicts, ledger).
-cli_sync.register(main, fail=fail, pass_context=pass_context, reported=reported)
+for _command in cli_sync.COMMANDS:
+    main.add_command(_command)

@@ -5,7 +5,9 @@ result to :func:`emit`: one JSON document on stdout, or the human text. A
 failure goes through :func:`fail`: one ``error: ...`` line on stderr, the exit
 code of :class:`Exit`, and under ``--json`` also ``{"ok": false, ...}`` on
 stdout. URLs come from an option or an environment variable
-(:func:`url_from`). Long work shows progress through :class:`PhaseDisplay`.
+(:func:`url_from`); the database a command works on is the :class:`Context`
+(``--database-url`` before or after the subcommand: :func:`uses_database`).
+Long work shows progress through :class:`PhaseDisplay`.
 The README ("Scripting") documents the exit codes and every JSON schema;
 new commands (sync, conflicts, ledger) reuse these helpers.
 """
@@ -21,13 +23,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from enum import Enum, IntEnum
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 from uuid import UUID
 
 import click
 
-from .errors import StorageError
-from .url import URL_ERROR
+from .database import Database, open_database
+from .errors import StorageError, ValidationError
+from .url import ENV_VAR, URL_ERROR, default_sqlite_path, parse_url
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Exit(IntEnum):
@@ -132,6 +137,71 @@ def url_from(value: str | None, env: str | None, what: str) -> str:
     if value is None or not value.strip():
         usage_error(f"{what} is missing or empty")
     return value
+
+
+# -- the database a command works on -------------------------------------------------
+
+
+class Context:
+    """Where the database is, however the user said it."""
+
+    def __init__(self, url: str | None) -> None:
+        self.explicit_url = url
+
+    def give_url(self, url: str) -> None:
+        """``--database-url`` after the subcommand; it must agree with one before."""
+        if not url.strip():
+            usage_error("--database-url is empty")  # never fall back to another database
+        if self.explicit_url is not None and self.explicit_url != url:
+            usage_error("--database-url is given twice with different values")
+        self.explicit_url = url
+
+    @property
+    def url(self) -> str:
+        if self.explicit_url:
+            return self.explicit_url
+        env = os.environ.get(ENV_VAR)
+        if env:
+            return env
+        return f"sqlite:///{default_sqlite_path()}"
+
+    def checked_url(self) -> str:
+        """The URL, validated: a malformed one is a usage error (exit 2)."""
+        try:
+            parse_url(self.url)
+        except ValidationError as exc:
+            usage_error(str(exc))
+        return self.url
+
+    def open(self, *, read_only: bool = False, create: bool = True) -> Database:
+        """Open the database; ``create=False`` (and ``read_only``) refuse a
+        missing SQLite file instead of creating it."""
+        url = self.checked_url()
+        creating = create and not read_only
+        if creating and not self.explicit_url and not os.environ.get(ENV_VAR):
+            default_sqlite_path().parent.mkdir(parents=True, exist_ok=True)
+        return open_database(url, read_only=read_only, create=creating)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def _late_url(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.find_object(Context).give_url(value)  # type: ignore[union-attr]
+
+
+def uses_database(f: F) -> F:
+    """A command that opens the database: accepts ``--database-url`` after
+    its name too, and receives the :class:`Context`."""
+    option = click.option(
+        "--database-url",
+        metavar="URL",
+        expose_value=False,
+        callback=_late_url,
+        help=f"Database URL (default: ${ENV_VAR}, else the embedded SQLite file).",
+    )
+    return option(pass_context(f))  # type: ignore[return-value]
 
 
 # -- progress ---------------------------------------------------------------------------

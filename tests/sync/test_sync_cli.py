@@ -46,7 +46,9 @@ def test_the_readme_walk_through(laptop_and_server) -> None:
     assert report["verified"] is True and report["moved"] == 2
     assert all(t["equal"] for t in report["tables"])
     code, out, _ = cli("conflicts", "list", "--json", env=env)
-    (conflict,) = json.loads(out)
+    body = json.loads(out)
+    assert body["ok"] is True
+    (conflict,) = body["conflicts"]
     assert conflict["kind"] == "field" and conflict["loser"]["provenance"]["actor_id"] == "ada"
     code, out, _ = cli("conflicts", "show", conflict["id"], env=env)
     assert code == 0 and "losing raw_content: 'Friday (laptop)'" in out
@@ -58,7 +60,7 @@ def test_the_readme_walk_through(laptop_and_server) -> None:
     code, out, _ = cli("ledger", "status", "--json", env=env)
     assert code == 0 and json.loads(out)["applied"]["notes"]
     code, out, _ = cli("ledger", "changes", "--json", env=env)
-    assert code == 0 and any(c["operation"] == "update_block" for c in json.loads(out))
+    assert code == 0 and any(c["operation"] == "update_block" for c in json.loads(out)["changes"])
     code, out, _ = cli("ledger", "prune", "--json", env=env)
     assert code == 0 and json.loads(out)["peers"] == 1
     # Already restored: a one-line error and exit 1.
@@ -81,3 +83,31 @@ def test_usage_errors_exit_2_and_urls_come_from_the_environment(laptop_and_serve
     assert code == 0, err
     code, _, err = cli("conflicts", "show", "no-such", env=base)
     assert code == 1 and "does not exist" in err
+
+
+def test_sync_commands_follow_the_cli_conventions(laptop_and_server, tmp_path) -> None:
+    """--database-url after the subcommand, one {"ok": ...} JSON document on
+    success and on failure, read-only commands never create a database."""
+    laptop_url, _ = laptop_and_server
+    code, out, err = cli("ledger", "status", "--database-url", laptop_url, "--json", env={})
+    assert code == 0, err
+    body = json.loads(out)
+    assert body["ok"] is True and body["replica_id"]
+    code, out, err = cli(
+        "conflicts", "show", "no-such", "--json", "--database-url", laptop_url, env={}
+    )
+    assert code == 1 and err.startswith("error: ") and "does not exist" in err
+    failed = json.loads(out)
+    assert (
+        failed["ok"] is False and failed["exit_code"] == 1 and "does not exist" in failed["error"]
+    )
+    missing = tmp_path / "typo.db"
+    for args in (("conflicts", "list"), ("ledger", "status"), ("ledger", "changes")):
+        code, _, err = cli(*args, "--database-url", f"sqlite:///{missing}", env={})
+        assert code == 1 and err.startswith("error: "), (args, err)
+        assert not missing.exists(), args
+    code, _, err = cli(
+        "sync", "--database-url", "mysql://nothing", f"sqlite:///{tmp_path / 'peer.db'}", env={}
+    )
+    assert code == 2 and err.startswith("error: "), err
+    assert not (tmp_path / "peer.db").exists()
