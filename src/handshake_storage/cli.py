@@ -26,6 +26,7 @@ from .console import (
     fail,
     json_option,
     reported,
+    rows_text,
     url_from,
     usage_error,
     uses_database,
@@ -210,9 +211,7 @@ def rollback(ctx: Context, target: int, dry_run: bool, yes: bool, as_json: bool)
 
 
 def _confirm_data_loss(target: int, at_risk: dict[str, int]) -> None:
-    listed = ", ".join(
-        f"{table} ({rows:,} {'row' if rows == 1 else 'rows'})" for table, rows in at_risk.items()
-    )
+    listed = ", ".join(f"{table} ({rows_text(rows)})" for table, rows in at_risk.items())
     question = f"rolling back to version {target} drops tables holding rows: {listed}"
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         fail(f"{question}; nothing was changed: rerun with --yes to drop them")

@@ -112,6 +112,11 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def rows_text(n: int) -> str:
+    """``1 row``, ``52,000 rows``."""
+    return f"{n:,} row" if n == 1 else f"{n:,} rows"
+
+
 def write_json(payload: dict[str, Any]) -> None:
     click.echo(json.dumps(jsonable(payload), indent=2, ensure_ascii=False))
 
@@ -300,7 +305,7 @@ class PhaseDisplay:
 
     def _count(self, done: int) -> str:
         if self._total is None:
-            return f"{done:,} rows" if done else ""
+            return rows_text(done) if done else ""
         return f"{done:,}/{self._total:,}"
 
     def finish(self, rows: int | None = None, note: str = "") -> None:
@@ -310,10 +315,10 @@ class PhaseDisplay:
         self.timings.append({"phase": self._label, "rows": rows, "seconds": round(seconds, 3)})
         if self._progress is not None:
             # An empty or row-less phase shows a full bar, not one stuck at 0 %.
-            count = f"{rows:,} rows" if rows is not None else ""
+            count = rows_text(rows) if rows is not None else ""
             self._progress.update(self._task, total=1, completed=1, note=note, count=count)
         elif self.enabled:
-            what = f"{rows:,} rows" if rows is not None else "done"
+            what = rows_text(rows) if rows is not None else "done"
             extra = f", {note}" if note else ""
             click.echo(f"  {self._label}: {what}{extra} ({seconds:.1f}s)", err=True)
         self._label = ""
