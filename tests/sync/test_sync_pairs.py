@@ -322,3 +322,31 @@ def test_a_node_id_reused_by_another_graph_is_not_mixed(pair) -> None:
     two_way(a, b)
     (node,) = a.get_canvas_with_graph("cv").nodes
     assert node.kind == "b"
+
+
+def test_a_pruned_ledger_keeps_at_most_one_change_set_per_live_row(pair) -> None:
+    """The prune bound: once every peer has seen everything, the ledger of a
+    workspace holds at most one change set per row that still exists, however
+    many times the rows were written; syncing afterwards still works."""
+    a, b = pair
+    ws, doc = seeded(a)
+    for i in range(25):  # one block written over and over, on both replicas
+        a.update_block(ADA, "b0", BlockUpdate(raw_content=f"ada {i}"))
+    a.create_block(ADA, NewBlock(doc.id, "p", 7, "short-lived", id="gone"))
+    a.delete_block(ADA, "gone")
+    two_way(a, b)
+    for i in range(25):
+        b.update_block(BOB, "b1", BlockUpdate(raw_content=f"bob {i}"))
+    two_way(a, b)
+    two_way(a, b)  # each side now knows the other has applied everything
+    before = len(a.changes(workspace_id=ws.id, limit=10_000))
+    report = a.prune_ledger()
+    after = a.changes(workspace_id=ws.id, limit=10_000)
+    live = 1 + len(a.list_documents(ws.id)) + len(a.get_blocks(doc.id))  # workspace, docs, blocks
+    assert before > 50 and report.pruned > 0
+    assert len(after) <= live, [(c.subject_table, c.subject_id) for c in after]
+    assert sum(c.subject_id == "b0" for c in after) <= 1
+    assert not any(c.subject_id == "gone" for c in after)
+    b.update_block(BOB, "b0", BlockUpdate(raw_content="after the prune"))
+    two_way(a, b)
+    assert a.get_block("b0").raw_content == "after the prune"
