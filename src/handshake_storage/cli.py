@@ -159,7 +159,7 @@ def migrate(ctx: Context, target: int | None, dry_run: bool, as_json: bool) -> N
         with ctx.open() as db:
             if not as_json:
                 click.echo(f"database: {db.url}")
-            plan = db.migrations.migrate(target, progress=_step_printer(not as_json))
+            plan = db.run_migrations(target, progress=_step_printer(not as_json))
 
             def human() -> None:
                 if plan.steps:

@@ -70,7 +70,7 @@ from .ledger import (
     reidentify,
     removed,
 )
-from .migrator import MigrationState, Migrator, Plan
+from .migrator import MigrationState, Migrator, Plan, Progress
 from .models import (
     TERMINAL_JOB_STATES,
     AiJob,
@@ -251,10 +251,11 @@ class Database:
         ``verify``, ``problems``."""
         return Indexes(self._adapter, lambda: self.migrations.current_version())
 
-    def run_migrations(self, target: int | None = None) -> Plan:
+    def run_migrations(self, target: int | None = None, progress: Progress | None = None) -> Plan:
         """Apply pending migrations up to ``target`` (default: all). Safe to call
-        from several processes at once; returns what was applied."""
-        plan = self.migrations.migrate(target)
+        from several processes at once; returns what was applied. A database
+        migrated as far as the ledger gets its replica id here."""
+        plan = self.migrations.migrate(target, progress=progress)
         self._column_families = None
         with self._tx(WRITE) as s:
             self._ledger.ensure_replica(s)
@@ -465,11 +466,16 @@ class Database:
         """This database's sync replica id (made when it was first migrated)."""
         exchange.identify(self._adapter, self._ledger)
         with self._tx(SNAPSHOT) as s:
+            if not self._adapter.has_table(s, "sync_replica"):
+                raise StorageError(
+                    f"{self.url} has no change ledger: run its migrations first "
+                    "(handshake-storage migrate)"
+                )
             replica = self._ledger.replica_id(s, create=False)
-        if replica is None:
+        if replica is None:  # opened read-only before anything gave it one
             raise StorageError(
-                f"{self.url} has no change ledger: run its migrations first "
-                "(handshake-storage migrate)"
+                f"{self.url} has no replica id yet: it gets one when it is opened for writing "
+                "(handshake-storage migrate, or any write)"
             )
         return replica
 

@@ -37,6 +37,11 @@ SYNC_TABLES = (
     "sync_conflicts",
 )
 
+#: The replica's identity: one row made when the database is migrated. Not
+#: data: a copy into a migrated target replaces it, a rollback drops it
+#: without asking.
+IDENTITY_TABLES = ("sync_replica",)
+
 #: Rows a copy streams at once from tables whose rows can be large (a change
 #: set holds a whole write's row images), so memory stays flat.
 LARGE_ROW_BATCH = {"sync_changes": 4}

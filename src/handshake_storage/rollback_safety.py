@@ -2,7 +2,8 @@
 
 A down file that drops a canonical table holding rows destroys data; one that
 drops an empty table, an index or a derived table (recomputable from the
-canonical rows) does not. The count is taken once to ask the user and again
+canonical rows) does not, nor does dropping the replica id made at migrate
+(``ledger.IDENTITY_TABLES``). The count is taken once to ask the user and again
 under the migration lock (:func:`refuse_beyond`), so rows written after the
 user said yes are never dropped on the strength of that yes.
 """
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from .backends.base import AUTOCOMMIT, Session
 from .declarations import dropped_tables
 from .errors import MigrationError
+from .ledger import IDENTITY_TABLES
 from .migrator import Migrator, Plan, PlanCheck
 from .rebuildable import derived_tables
 
@@ -26,7 +28,7 @@ def rows_at_risk(migrator: Migrator, session: Session, plan: Plan) -> dict[str, 
             continue
         derived = derived_tables(step.migration.version)  # as they were at that version
         for table in dropped_tables(step.sql):
-            if table in derived or table in at_risk:
+            if table in derived or table in at_risk or table in IDENTITY_TABLES:
                 continue
             if not migrator.adapter.has_table(session, table):
                 continue

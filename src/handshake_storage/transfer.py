@@ -31,7 +31,7 @@ from .backends import Options, create_adapter
 from .backends.base import SNAPSHOT, WRITE, Adapter, Session, quote_identifier
 from .digest import TableDigest
 from .errors import MigrationError, StorageError, ValidationError
-from .ledger import LARGE_ROW_BATCH, reidentify
+from .ledger import IDENTITY_TABLES, LARGE_ROW_BATCH, reidentify
 from .migrator import (
     BOOKKEEPING_TABLES,
     LOG_TABLE,
@@ -423,7 +423,7 @@ def _dependency_order(schema: SchemaSnapshot, exclude: set[str]) -> list[str]:
 
 #: Rows a migrated target may hold and still count as empty: its migration
 #: bookkeeping and the replica id made when it was migrated (both replaced).
-_OWN_ROWS = (*BOOKKEEPING_TABLES, "sync_replica")
+_OWN_ROWS = (*BOOKKEEPING_TABLES, *IDENTITY_TABLES)
 
 _EMPTY = "copy needs an empty database (no tables, or migrated but holding no rows)"
 

@@ -111,3 +111,26 @@ def test_sync_commands_follow_the_cli_conventions(laptop_and_server, tmp_path) -
     )
     assert code == 2 and err.startswith("error: "), err
     assert not (tmp_path / "peer.db").exists()
+
+
+def test_a_database_migrated_by_the_cli_has_its_replica_id_for_read_only_commands(tmp_path) -> None:
+    """`migrate` gives the database its replica id (as run_migrations does), so
+    the read-only `ledger status` has one to show and never tries to write."""
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    code, _, err = cli("migrate", "--database-url", url, env={})
+    assert code == 0, err
+    code, out, err = cli("ledger", "status", "--database-url", url, "--json", env={})
+    assert code == 0, err
+    body = json.loads(out)
+    assert body["ok"] is True and body["replica_id"] and body["applied"] == {}
+    # Migrated by another tool (no replica id row): read-only commands say so and write nothing.
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "fresh.db") as raw:
+        raw.execute("DELETE FROM sync_replica")
+    code, _, err = cli("ledger", "status", "--database-url", url, env={})
+    assert code == 1 and "has no replica id yet" in err, err
+    with sqlite3.connect(tmp_path / "fresh.db") as raw:
+        assert raw.execute("SELECT COUNT(*) FROM sync_replica").fetchone() == (0,)
+    code, _, err = cli("conflicts", "list", "--database-url", url, env={})
+    assert code == 0, err

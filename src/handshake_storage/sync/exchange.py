@@ -71,6 +71,8 @@ def identify(adapter: Adapter, ledger: Ledger) -> None:
     with adapter.transaction(SNAPSHOT) as s:
         if ledger.replica_id(s, create=False) is not None or ledger.known:
             return
+    if adapter.options.read_only:  # never write to a database opened read-only
+        return
     with adapter.transaction(WRITE) as s:
         ledger.replica_id(s)
 
