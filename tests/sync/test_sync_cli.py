@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from sync_support import ADA, BOB
 
 from handshake_storage import BlockUpdate, NewBlock, NewDocument, NewWorkspace, open_database
+from handshake_storage.backends.base import WRITE
 from handshake_storage.cli import main
 from handshake_storage.transfer import copy_database
 
@@ -113,10 +114,13 @@ def test_sync_commands_follow_the_cli_conventions(laptop_and_server, tmp_path) -
     assert not (tmp_path / "peer.db").exists()
 
 
-def test_a_database_migrated_by_the_cli_has_its_replica_id_for_read_only_commands(tmp_path) -> None:
+def test_a_database_migrated_by_the_cli_has_its_replica_id_for_read_only_commands(
+    databases,
+) -> None:
     """`migrate` gives the database its replica id (as run_migrations does), so
-    the read-only `ledger status` has one to show and never tries to write."""
-    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    the read-only `ledger status` has one to show and never tries to write.
+    On both backends, with the same messages."""
+    url = databases.url()
     code, _, err = cli("migrate", "--database-url", url, env={})
     assert code == 0, err
     code, out, err = cli("ledger", "status", "--database-url", url, "--json", env={})
@@ -124,13 +128,11 @@ def test_a_database_migrated_by_the_cli_has_its_replica_id_for_read_only_command
     body = json.loads(out)
     assert body["ok"] is True and body["replica_id"] and body["applied"] == {}
     # Migrated by another tool (no replica id row): read-only commands say so and write nothing.
-    import sqlite3
-
-    with sqlite3.connect(tmp_path / "fresh.db") as raw:
-        raw.execute("DELETE FROM sync_replica")
+    with open_database(url) as db, db._adapter.transaction(WRITE) as s:
+        s.execute("DELETE FROM sync_replica")
     code, _, err = cli("ledger", "status", "--database-url", url, env={})
-    assert code == 1 and "has no replica id yet" in err, err
-    with sqlite3.connect(tmp_path / "fresh.db") as raw:
-        assert raw.execute("SELECT COUNT(*) FROM sync_replica").fetchone() == (0,)
+    assert code == 1 and err.startswith("error: ") and "has no replica id yet" in err, err
+    with open_database(url) as db, db._adapter.transaction(WRITE) as s:
+        assert s.execute("SELECT COUNT(*) FROM sync_replica").fetchone()[0] == 0
     code, _, err = cli("conflicts", "list", "--database-url", url, env={})
     assert code == 0, err
