@@ -191,3 +191,31 @@ def test_lookup_tables_match_codes_by_class() -> None:
     assert _lookup(SQLITE_RULES, "SQLITE_IOERR_WRITE") is SQLITE_RULES["SQLITE_IOERR"]
     assert _lookup(SQLITE_RULES, "SQLITE_CONSTRAINT_TRIGGER") is SQLITE_RULES["SQLITE_CONSTRAINT"]
     assert _lookup(SQLITE_RULES, "SQLITE_ERROR") is None
+
+
+def test_a_failure_of_another_statement_is_not_reported_as_the_inserted_row(
+    migrated_pair: Any,
+) -> None:
+    """Only the inserted table's own duplicate key reads "<row> already
+    exists": a duplicate key in the change ledger's append (here a change
+    set already holding the next sequence number) keeps its own words and
+    table, the same on both backends, and the write leaves nothing."""
+    with migrated_pair("other-statement") as (lite, pg):
+        seen = []
+        for db in (lite, pg):
+            ws = db.create_workspace(HUMAN, NewWorkspace("w", id="ws"))
+            last = db.changes(workspace_id=ws.id)[-1]
+            squatter = (
+                last.origin_id, "ws", last.seq + 1, 10_000, last.hlc, str(uuid.uuid4()),
+                "HUMAN", "ada", None, None, "create_document", "documents", "x", "applied",
+                db._adapter.encode_timestamp(last.written_at), "{}",
+            )  # fmt: skip
+            with db._adapter.transaction() as s:
+                s.execute(db._q.ledger_insert, squatter)
+            exc = _raised(db, lambda db: db.create_document(HUMAN, NewDocument("ws", "d", id="d")))
+            assert type(exc) is ConflictError, (db.backend, exc)
+            assert exc.table == "sync_changes", (db.backend, exc)
+            assert "already exists" not in str(exc), (db.backend, exc)
+            assert db.list_documents("ws") == []
+            seen.append(str(exc))
+        assert seen[0] == seen[1]

@@ -791,12 +791,13 @@ class Database:
         indexed = search.index_rows(values.id, values.raw_content)
 
         def work(w: Write) -> Any:
-            w.insert(BLOCKS, self._q.insert_block, row)
-            self._index_block(w, values.document_id, indexed)
             if self._logged(w.session):
-                r = w.session.execute(self._q.ledger_document, (values.document_id,)).fetchone()
+                r = w.insert(BLOCKS, self._q.insert_block_returning_scope, row, returning=True)
                 payload = {"put": [put(BLOCKS.name, BLOCKS.names, [row])], "base": r[1]}
                 w.change = (r[0], ("blocks", values.id), payload)
+            else:
+                w.insert(BLOCKS, self._q.insert_block, row)
+            self._index_block(w, values.document_id, indexed)
 
         with inserting(BLOCKS, row):
             self._transaction(w, work)

@@ -51,16 +51,23 @@ T = TypeVar("T")
 def inserting(table: tables.Table, row: tuple[Any, ...]) -> Iterator[None]:
     """Around inserting ``row``: the backend's foreign-key and duplicate-key
     errors, which differ in wording per backend, become the same message on
-    both, naming the missing parent or the taken key."""
+    both, naming the missing parent or the taken key.
+
+    Only this table's own constraint failures are renamed: another
+    statement of the transaction (the change ledger's append) or a
+    serialization conflict keeps its own error."""
     try:
         yield
-    except NotFoundError as exc:  # the only NotFoundError an INSERT raises: a foreign key
-        if table.parent is None:
+    except NotFoundError as exc:
+        # A foreign key of this table (SQLite's error names no table).
+        if table.parent is None or exc.backend_code is None or exc.table not in (None, table.name):
             raise
         parent = table.parent
         message = f"{parent.what} {_shown(table, parent.column, row)} does not exist"
         error: StorageError = NotFoundError(message, **_facts(exc, table))
     except ConflictError as exc:
+        if exc.table != table.name:  # a duplicate key names its table on both backends
+            raise
         message = f"{table.what} {_shown(table, table.key, row)} already exists"
         error = ConflictError(message, **_facts(exc, table))
     else:

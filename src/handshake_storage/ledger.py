@@ -153,6 +153,7 @@ class Ledger:
         self._q = q
         self._enc = adapter.encode_timestamp
         self._replica: str | bool | None = False  # False: not looked up yet
+        self._one_statement = adapter.features.writable_cte
 
     @property
     def known(self) -> bool:
@@ -200,18 +201,6 @@ class Ledger:
         r = s.execute(self._q.ledger_latest, (table, key)).fetchone()
         return None if r is None else str(r[0])
 
-    def tick(self, s: Session, replica: str, scope: str) -> tuple[int, int, str]:
-        """Advance (self, scope): its next sequence number, position and stamp.
-        Holds the counter row's lock until the transaction ends."""
-        now = wall_clock_ms()
-        q = self._q
-        r = s.execute(q.ledger_tick, (now, now, now, replica, scope)).fetchone()
-        if r is None:
-            s.execute(q.ledger_open_scope, (replica, scope, scope, scope))
-            r = s.execute(q.ledger_tick, (now, now, now, replica, scope)).fetchone()
-        seq, pos, wall, counter = r
-        return seq, pos, stamp(wall, counter, replica)
-
     def append(
         self,
         s: Session,
@@ -233,7 +222,6 @@ class Ledger:
         q = self._q
         if coalesce:
             s.execute(q.ledger_coalesce, (subject[0], subject[1], replica, operation))
-        seq, pos, hlc = self.tick(s, replica, scope)
         if meta is None:
             kind, actor, job, workflow = WriteActorKind.SYSTEM.value, None, None, None
             event, written = str(uuid.uuid4()), datetime.now(UTC)
@@ -242,27 +230,32 @@ class Ledger:
             job = None if meta.job_id is None else str(meta.job_id)
             workflow = None if meta.workflow_id is None else str(meta.workflow_id)
             event, written = str(meta.edit_event_id), meta.timestamp
-        s.execute(
-            q.ledger_insert,
-            (
-                replica,
-                scope,
-                seq,
-                pos,
-                hlc,
-                event,
-                kind,
-                actor,
-                job,
-                workflow,
-                operation,
-                subject[0],
-                subject[1],
-                APPLIED,
-                self._enc(written),
-                encode_payload(payload),
-            ),
+        change = (
+            event,
+            kind,
+            actor,
+            job,
+            workflow,
+            operation,
+            subject[0],
+            subject[1],
+            APPLIED,
+            self._enc(written),
+            encode_payload(payload),
         )
+        now = wall_clock_ms()
+        tick = (now, now, now, replica, scope)
+        if self._one_statement:  # a statement costs a round trip: one for all
+            opened = (replica, scope, now, now, now, scope, scope, now, now, now)
+            s.execute(q.ledger_append, (*tick, *opened, *change))
+            return
+        r = s.execute(q.ledger_tick, tick).fetchone()
+        if r is None:
+            s.execute(q.ledger_open_scope, (replica, scope, scope, scope))
+            r = s.execute(q.ledger_tick, tick).fetchone()
+        seq, pos, wall, counter = r
+        hlc = stamp(wall, counter, replica)
+        s.execute(q.ledger_insert, (replica, scope, seq, pos, hlc, *change))
 
 
 def reidentify(adapter: Adapter, s: Session) -> str | None:

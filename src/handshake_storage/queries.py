@@ -55,6 +55,58 @@ CONFLICT = (
 #: The largest HLC counter within one millisecond; beyond it the wall advances.
 HLC_MAX_COUNTER = 999_999
 
+COUNTER = "origin_id, scope, seq, pos, hlc_wall, hlc_counter"
+
+#: One tick of a counter row ``{r}``: the next sequence number and position,
+#: and the hybrid logical clock — the wall clock if it is ahead, else the
+#: same wall with the counter one higher (the wall one higher when the
+#: counter is full). Each ``?`` is the wall clock now, in ms.
+_TICK = {
+    "seq": "{r}.seq + 1",
+    "pos": "{r}.pos + 1",
+    "hlc_wall": (
+        "CASE WHEN ? > {r}.hlc_wall THEN ? "
+        f"WHEN {{r}}.hlc_counter >= {HLC_MAX_COUNTER} THEN {{r}}.hlc_wall + 1 "
+        "ELSE {r}.hlc_wall END"
+    ),
+    "hlc_counter": (
+        "CASE WHEN ? > {r}.hlc_wall THEN 0 "
+        f"WHEN {{r}}.hlc_counter >= {HLC_MAX_COUNTER} THEN 0 ELSE {{r}}.hlc_counter + 1 END"
+    ),
+}
+
+
+def _ticked_values(row: str) -> str:
+    return ", ".join(v.format(r=row) for v in _TICK.values())
+
+
+def _set_ticked(row: str) -> str:
+    return ", ".join(f"{name} = {v.format(r=row)}" for name, v in _TICK.items())
+
+
+#: A scope's first counter row of an origin, before its first tick: it
+#: continues the scope's positions and starts its clock just above every
+#: wall known in the scope (parameters: scope, scope).
+_OPENING = {
+    "seq": "0",
+    "pos": "COALESCE((SELECT MAX(pos) FROM sync_changes WHERE scope = ? AND pos > 0), 0)",
+    "hlc_wall": "COALESCE((SELECT MAX(hlc_wall) FROM sync_counters WHERE scope = ?), -1) + 1",
+    "hlc_counter": "0",
+}
+_OPENING_VALUES = ", ".join(_OPENING.values())
+_OPENING_AS = ", ".join(f"{v} AS {name}" for name, v in _OPENING.items())
+
+#: The change set's columns the append takes from the ticked counter row
+#: (alias ``t``); the others are parameters, in CHANGE order.
+_FROM_COUNTER = {
+    "origin_id": "t.origin_id",
+    "scope": "t.scope",
+    "seq": "t.seq",
+    "pos": "t.pos",
+    "hlc": "{hlc_stamp}",
+}
+_CHANGE_FROM_COUNTER = ", ".join(_FROM_COUNTER.get(c, "?") for c in CHANGE_COLUMNS)
+
 TERMINAL_STATES = "'completed', 'completed_with_issues', 'failed', 'cancelled', 'poisoned'"
 
 
@@ -93,6 +145,13 @@ class Queries:
     get_blocks: str = f"SELECT {BLOCK} FROM blocks WHERE document_id = ? ORDER BY sequence, id{{C}}"
     get_block: str = f"SELECT {BLOCK} FROM blocks WHERE id = ?"
     insert_block: str = BLOCKS.insert_sql
+    # ... and what the ledger needs of its document (scope, generation), in
+    # the same statement: no round trip of its own
+    insert_block_returning_scope: str = (
+        BLOCKS.insert_sql
+        + " RETURNING (SELECT d.workspace_id FROM documents d WHERE d.id = blocks.document_id),"
+        " (SELECT d.edit_event_id FROM documents d WHERE d.id = blocks.document_id)"
+    )
     update_block: str = (
         "UPDATE blocks SET kind = COALESCE(?, kind), sequence = COALESCE(?, sequence), "
         "raw_content = COALESCE(?, raw_content), "
@@ -223,24 +282,36 @@ class Queries:
         "VALUES (1, ?, ?, ?) ON CONFLICT (slot) DO NOTHING"
     )
     ledger_forget_replica: str = "DELETE FROM sync_replica"
+    # The append: tick the origin's counter row of the scope (opening it
+    # first if it has none) and insert the change set numbered and stamped
+    # from the ticked row; ticking locks the row to commit.
     ledger_tick: str = (
-        "UPDATE sync_counters SET seq = seq + 1, pos = pos + 1, "
-        "hlc_counter = CASE WHEN ? > hlc_wall THEN 0 "
-        f"WHEN hlc_counter >= {HLC_MAX_COUNTER} THEN 0 ELSE hlc_counter + 1 END, "
-        "hlc_wall = CASE WHEN ? > hlc_wall THEN ? "
-        f"WHEN hlc_counter >= {HLC_MAX_COUNTER} THEN hlc_wall + 1 ELSE hlc_wall END "
-        "WHERE origin_id = ? AND scope = ? RETURNING seq, pos, hlc_wall, hlc_counter"
+        f"UPDATE sync_counters SET {_set_ticked('sync_counters')} "
+        f"WHERE origin_id = ? AND scope = ? RETURNING seq, pos, hlc_wall, hlc_counter"
     )
-    # A scope's first local row continues the scope's positions and starts its
-    # clock just above every stamp known in the scope.
     ledger_open_scope: str = (
-        "INSERT INTO sync_counters (origin_id, scope, seq, pos, hlc_wall, hlc_counter) "
-        "SELECT ?, ?, 0, "
-        "COALESCE((SELECT MAX(pos) FROM sync_changes WHERE scope = ? AND pos > 0), 0), "
-        "COALESCE(MAX(hlc_wall), -1) + 1, 0 FROM sync_counters WHERE scope = ? "
-        "ON CONFLICT (origin_id, scope) DO NOTHING"
+        f"INSERT INTO sync_counters ({COUNTER}) SELECT ?, ?, {_OPENING_VALUES} "
+        "WHERE true ON CONFLICT (origin_id, scope) DO NOTHING"
     )
     ledger_insert: str = f"INSERT INTO sync_changes ({CHANGE}) VALUES ({placeholders(16)})"
+    # The same in one statement, where a WITH may modify rows: tick the row,
+    # or open it already ticked (a concurrent opener's row, once committed, is
+    # ticked instead), and insert the change set from what either returned,
+    # stamped in SQL (``{hlc_stamp}``). Parameters: (now, now, now, origin,
+    # scope), (origin, scope, now, now, now, scope, scope, now, now, now), then
+    # the change set's columns after ``_FROM_COUNTER``'s.
+    ledger_append: str = (
+        "WITH ticked AS ("
+        f"UPDATE sync_counters SET {_set_ticked('sync_counters')} "
+        f"WHERE origin_id = ? AND scope = ? RETURNING {COUNTER}"
+        "), opened AS ("
+        f"INSERT INTO sync_counters ({COUNTER}) SELECT ?, ?, {_ticked_values('o')} "
+        f"FROM (SELECT {_OPENING_AS}) o WHERE NOT EXISTS (SELECT 1 FROM ticked) "
+        f"ON CONFLICT (origin_id, scope) DO UPDATE SET {_set_ticked('sync_counters')} "
+        f"RETURNING {COUNTER}"
+        "), t AS (SELECT * FROM ticked UNION ALL SELECT * FROM opened) "
+        f"INSERT INTO sync_changes ({CHANGE}) SELECT {_CHANGE_FROM_COUNTER} FROM t"
+    )
     ledger_latest: str = (
         "SELECT edit_event_id FROM sync_changes WHERE subject_table = ? AND subject_id = ? "
         "ORDER BY hlc{C} DESC LIMIT 1"

@@ -54,10 +54,12 @@ class Write:
     #: operation on the same subject (heartbeats)
     coalesce: bool = False
 
-    def insert(self, table: Table, sql: str, row: tuple[Any, ...]) -> None:
-        """Insert one stored row (``sql`` is the table's compiled INSERT)."""
-        self.session.execute(sql, row)
+    def insert(self, table: Table, sql: str, row: tuple[Any, ...], returning: bool = False) -> Any:
+        """Insert one stored row (``sql`` is the table's compiled INSERT); the
+        row its RETURNING clause gives (``returning``)."""
+        cursor = self.session.execute(sql, row)
         self.written.append((table, row))
+        return cursor.fetchone() if returning else None
 
     def insert_many(self, table: Table, sql: str, rows: list[tuple[Any, ...]]) -> None:
         """Insert rows, with the backend's bulk load when there are many."""

@@ -30,6 +30,7 @@ from handshake_storage import (
     WriteContext,
     ledger,
 )
+from handshake_storage.queries import HLC_MAX_COUNTER
 from handshake_storage.transfer import copy_database
 
 HUMAN = WriteContext.human("ada")
@@ -259,3 +260,75 @@ def test_concurrent_writers_get_distinct_gapless_sequence_numbers(db) -> None:
     assert sorted(c.seq for c in changes) == list(range(1, 63))
     # Sequence order is stamp order: numbers were given in commit order.
     assert [c.seq for c in sorted(changes, key=lambda c: c.hlc)] == list(range(1, 63))
+
+
+def test_the_stamp_the_database_writes_has_the_ledger_format(db, monkeypatch) -> None:
+    """The append numbers and stamps a change set in SQL (``{hlc_stamp}``):
+    wall padded to 13 digits, counter to 6, then the origin, as
+    ``ledger.stamp`` writes it; the counter rolls over into the wall."""
+    ws = db.create_workspace(HUMAN, NewWorkspace("W"))
+    monkeypatch.setattr(ledger, "wall_clock_ms", lambda: 7)  # far behind the scope's clock
+    with db._adapter.transaction() as s:
+        s.execute(
+            db._adapter.compile("UPDATE sync_counters SET hlc_counter = ? WHERE scope = ?"),
+            (HLC_MAX_COUNTER - 1, ws.id),
+        )
+    for title in ("a", "b"):
+        db.create_document(HUMAN, NewDocument(ws.id, title))
+    first, second, third = db.changes(workspace_id=ws.id)
+    wall = ledger.stamp_parts(first.hlc)[0]
+    assert second.hlc == ledger.stamp(wall, HLC_MAX_COUNTER, db.replica_id)
+    assert third.hlc == ledger.stamp(wall + 1, 0, db.replica_id)
+    assert len(third.hlc.split(".")[0]) == 13 and len(third.hlc.split(".")[1]) == 6
+
+
+def test_concurrent_first_writes_of_a_scope_each_get_their_change_set(databases) -> None:
+    """Writers that open the same scope at once (here the jobs' scope of a
+    fresh database): one opens its counter row, the others tick it; every
+    change set is numbered, none lost or doubled."""
+    db = databases.open()
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            start.wait(30)
+            for _ in range(3):
+                new_job(db)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors
+    jobs = [c for c in db.changes(limit=1000) if c.operation == "create_ai_job"]
+    assert sorted(c.seq for c in jobs) == list(range(1, 13))
+    assert len({c.position for c in jobs}) == 12
+
+
+def test_the_one_statement_append_writes_what_the_three_statements_write(databases) -> None:
+    """Where the backend runs the append as one statement (a WITH that
+    modifies rows), it numbers, positions and stamps exactly like the
+    portable three statements."""
+    ledgers = []
+    for one_statement in (True, False):
+        db = databases.open()
+        if one_statement and not db._adapter.features.writable_cte:
+            pytest.skip("this backend has only the portable append")
+        db._ledger._one_statement = one_statement
+        ws = db.create_workspace(HUMAN, NewWorkspace("W"))
+        doc = db.create_document(HUMAN, NewDocument(ws.id, "T"))
+        block = db.create_block(HUMAN, NewBlock(doc.id, "p", 1, "x"))
+        db.update_block(HUMAN, block.id, BlockUpdate(raw_content="y"))
+        new_job(db)
+        ledgers.append(
+            [
+                (c.scope == ws.id, c.seq, c.position, c.operation, ledger.stamp_parts(c.hlc)[1:])
+                for c in db.changes(limit=100)
+            ]
+        )
+    assert ledgers[0] == ledgers[1]
+    assert [entry[1] for entry in ledgers[0]] == [1, 2, 3, 4, 1]

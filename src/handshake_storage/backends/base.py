@@ -86,6 +86,8 @@ class Features:
     binary_collation: str
     #: whether ``bulk_insert`` uses a native bulk protocol
     native_bulk_load: bool
+    #: whether a WITH clause may modify rows (one statement for several)
+    writable_cte: bool = False
 
 
 C = TypeVar("C")
@@ -624,6 +626,7 @@ class Adapter(ABC):
             sql.replace("{C}", self.features.binary_collation)
             .replace("{for_update}", self.row_lock_clause)
             .replace("{for_key_share}", self.key_share_clause)
+            .replace("{hlc_stamp}", self.hlc_stamp_sql)
         )
 
     @abstractmethod
@@ -642,6 +645,9 @@ class Adapter(ABC):
     #: while letting others lock them too (``{for_key_share}``): what a
     #: foreign-key check takes on a parent, taken up front.
     key_share_clause: str = ""
+    #: where ``features.writable_cte``: the HLC stamp text of the counter row
+    #: ``t`` in SQL (``{hlc_stamp}``), in ``ledger.stamp``'s format
+    hlc_stamp_sql: str = ""
 
     #: code -> rule; a code is looked up whole, then by ever shorter prefixes
     #: ("23505", then "23"; "SQLITE_CONSTRAINT_CHECK", then "SQLITE_CONSTRAINT").

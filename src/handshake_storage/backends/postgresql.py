@@ -205,10 +205,15 @@ _KEY_COLUMNS = re.compile(r"^Key \(([^)]*)\)=")
 class PostgreSQLAdapter(Adapter):
     row_lock_clause = " FOR UPDATE"
     key_share_clause = " FOR KEY SHARE"
+    hlc_stamp_sql = (
+        "lpad(t.hlc_wall::text, 13, '0') || '.' || lpad(t.hlc_counter::text, 6, '0') "
+        "|| '.' || t.origin_id"
+    )
     features = Features(
         name="postgresql",
         binary_collation=' COLLATE "C"',
         native_bulk_load=True,
+        writable_cte=True,
     )
     error_rules = ERROR_RULES
 
