@@ -835,8 +835,12 @@ class Database:
             # What the ledger needs, read before the write: the version this
             # edit overwrites (prev), the scope and the generation (base).
             logged = self._logged(w.session)
-            seen = w.session.execute(self._q.ledger_block, (id,)).fetchone() if logged else None
-            r = w.session.execute(self._q.update_block, params).fetchone()
+            if logged and self._adapter.features.combines_statements:
+                r = w.session.execute(self._q.update_block_seen, (*params, id)).fetchone()
+                seen, r = (None, None) if r is None else (r[-4:], r[:-4])
+            else:
+                seen = w.session.execute(self._q.ledger_block, (id,)).fetchone() if logged else None
+                r = w.session.execute(self._q.update_block, params).fetchone()
             if r is None:
                 # Missed, or deleted and re-inserted by a replace_blocks that
                 # committed after this statement's snapshot: lock the block's

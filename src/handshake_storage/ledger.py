@@ -153,7 +153,6 @@ class Ledger:
         self._q = q
         self._enc = adapter.encode_timestamp
         self._replica: str | bool | None = False  # False: not looked up yet
-        self._one_statement = adapter.features.writable_cte
 
     @property
     def known(self) -> bool:
@@ -245,7 +244,7 @@ class Ledger:
         )
         now = wall_clock_ms()
         tick = (now, now, now, replica, scope)
-        if self._one_statement:  # a statement costs a round trip: one for all
+        if self._adapter.features.combines_statements:  # one round trip for all
             opened = (replica, scope, now, now, now, scope, scope, now, now, now)
             s.execute(q.ledger_append, (*tick, *opened, *change))
             return

@@ -107,6 +107,12 @@ _FROM_COUNTER = {
 }
 _CHANGE_FROM_COUNTER = ", ".join(_FROM_COUNTER.get(c, "?") for c in CHANGE_COLUMNS)
 
+_BLOCK_SET = (
+    "kind = COALESCE(?, kind), sequence = COALESCE(?, sequence), "
+    "raw_content = COALESCE(?, raw_content), display_content = COALESCE(?, display_content), "
+    f"derived_content = COALESCE(?, derived_content), updated_at = ?, {TRACE_SET}"
+)
+
 TERMINAL_STATES = "'completed', 'completed_with_issues', 'failed', 'cancelled', 'poisoned'"
 
 
@@ -152,12 +158,17 @@ class Queries:
         + " RETURNING (SELECT d.workspace_id FROM documents d WHERE d.id = blocks.document_id),"
         " (SELECT d.edit_event_id FROM documents d WHERE d.id = blocks.document_id)"
     )
-    update_block: str = (
-        "UPDATE blocks SET kind = COALESCE(?, kind), sequence = COALESCE(?, sequence), "
-        "raw_content = COALESCE(?, raw_content), "
-        "display_content = COALESCE(?, display_content), "
-        "derived_content = COALESCE(?, derived_content), "
-        f"updated_at = ?, {TRACE_SET} WHERE id = ? RETURNING {BLOCK}"
+    update_block: str = f"UPDATE blocks SET {_BLOCK_SET} WHERE id = ? RETURNING {BLOCK}"
+    # What the ledger needs of an updated block, as it was before (ledger_block:
+    # id, edit_event_id, its document's workspace and edit_event_id), returned
+    # by the UPDATE itself where one statement may combine (params: update_block's
+    # with the id twice)
+    update_block_seen: str = (
+        f"UPDATE blocks SET {_BLOCK_SET} FROM (SELECT b.id AS seen_id, "
+        "b.edit_event_id AS seen_event, d.workspace_id AS seen_scope, "
+        "d.edit_event_id AS seen_base FROM blocks b JOIN documents d ON d.id = b.document_id "
+        f"WHERE b.id = ?) seen WHERE blocks.id = ? RETURNING {BLOCKS.qualified('blocks')}, "
+        "seen.seen_id, seen.seen_event, seen.seen_scope, seen.seen_base"
     )
     delete_block: str = "DELETE FROM blocks WHERE id = ?"
     # Locks the block's document, as replace_blocks does first: after it, the

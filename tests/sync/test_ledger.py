@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -309,26 +310,40 @@ def test_concurrent_first_writes_of_a_scope_each_get_their_change_set(databases)
     assert len({c.position for c in jobs}) == 12
 
 
-def test_the_one_statement_append_writes_what_the_three_statements_write(databases) -> None:
-    """Where the backend runs the append as one statement (a WITH that
-    modifies rows), it numbers, positions and stamps exactly like the
-    portable three statements."""
+def test_the_combined_statements_write_what_the_portable_ones_write(databases) -> None:
+    """Where the backend does several statements' work in one (the append as
+    a WITH that modifies rows; update_block returning the block as it found
+    it), the ledger is exactly what the portable statements write: numbers,
+    positions, counters, and each change set's prev and base."""
     ledgers = []
-    for one_statement in (True, False):
+    for combined in (True, False):
         db = databases.open()
-        if one_statement and not db._adapter.features.writable_cte:
-            pytest.skip("this backend has only the portable append")
-        db._ledger._one_statement = one_statement
+        if combined and not db._adapter.features.combines_statements:
+            pytest.skip("this backend has only the portable statements")
+        db._adapter.features = replace(db._adapter.features, combines_statements=combined)
         ws = db.create_workspace(HUMAN, NewWorkspace("W"))
         doc = db.create_document(HUMAN, NewDocument(ws.id, "T"))
         block = db.create_block(HUMAN, NewBlock(doc.id, "p", 1, "x"))
         db.update_block(HUMAN, block.id, BlockUpdate(raw_content="y"))
+        db.update_block(HUMAN, block.id, BlockUpdate(kind="h1"))
         new_job(db)
+        changes = db.changes(limit=100)
+        order = {str(c.edit_event_id): i for i, c in enumerate(changes)}
         ledgers.append(
             [
-                (c.scope == ws.id, c.seq, c.position, c.operation, ledger.stamp_parts(c.hlc)[1:])
-                for c in db.changes(limit=100)
+                (
+                    c.scope == ws.id,
+                    c.seq,
+                    c.position,
+                    c.operation,
+                    ledger.stamp_parts(c.hlc)[1:],
+                    order.get(c.payload.get("prev")),
+                    order.get(c.payload.get("base")),
+                )
+                for c in changes
             ]
         )
     assert ledgers[0] == ledgers[1]
-    assert [entry[1] for entry in ledgers[0]] == [1, 2, 3, 4, 1]
+    assert [entry[1] for entry in ledgers[0]] == [1, 2, 3, 4, 5, 1]
+    # each update's prev is the version before it
+    assert [entry[5] for entry in ledgers[0]][3:5] == [2, 3]

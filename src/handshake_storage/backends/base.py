@@ -86,8 +86,10 @@ class Features:
     binary_collation: str
     #: whether ``bulk_insert`` uses a native bulk protocol
     native_bulk_load: bool
-    #: whether a WITH clause may modify rows (one statement for several)
-    writable_cte: bool = False
+    #: whether one statement may do the work of several where each costs a
+    #: round trip: a WITH that modifies rows, an UPDATE returning columns of
+    #: its FROM (queries.py: ``ledger_append``, ``update_block_seen``)
+    combines_statements: bool = False
 
 
 C = TypeVar("C")
@@ -645,7 +647,7 @@ class Adapter(ABC):
     #: while letting others lock them too (``{for_key_share}``): what a
     #: foreign-key check takes on a parent, taken up front.
     key_share_clause: str = ""
-    #: where ``features.writable_cte``: the HLC stamp text of the counter row
+    #: where ``features.combines_statements``: the HLC stamp text of the counter row
     #: ``t`` in SQL (``{hlc_stamp}``), in ``ledger.stamp``'s format
     hlc_stamp_sql: str = ""
 

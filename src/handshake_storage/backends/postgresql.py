@@ -213,7 +213,7 @@ class PostgreSQLAdapter(Adapter):
         name="postgresql",
         binary_collation=' COLLATE "C"',
         native_bulk_load=True,
-        writable_cte=True,
+        combines_statements=True,
     )
     error_rules = ERROR_RULES
 
