@@ -350,3 +350,33 @@ def test_a_pruned_ledger_keeps_at_most_one_change_set_per_live_row(pair) -> None
     b.update_block(BOB, "b0", BlockUpdate(raw_content="after the prune"))
     two_way(a, b)
     assert a.get_block("b0").raw_content == "after the prune"
+
+
+def test_a_prune_wins_over_concurrent_job_edits_and_they_are_logged(pair) -> None:
+    """Pruning is a delete: a job another replica pinned or edited meanwhile
+    is still pruned everywhere (deletes win), and the edit it discarded is in
+    the conflict log, with what it wrote, on the replica that pruned."""
+    from datetime import UTC, datetime, timedelta
+
+    from test_ledger import new_job
+
+    from handshake_storage import JobStatusUpdate, NotFoundError
+
+    a, b = pair
+    jobs = [new_job(a) for _ in range(2)]
+    for job in jobs:
+        a.update_ai_job_status(JobStatusUpdate(job.id, JobState.COMPLETED))
+    two_way(a, b)
+    edited, untouched = jobs
+    b.set_job_outputs(edited.id, {"answer": 42})
+    report = a.prune_ai_jobs(datetime.now(UTC) + timedelta(days=1), 0)
+    assert set(report.pruned_job_ids) == {edited.id, untouched.id}
+    two_way(a, b)
+    for db in (a, b):
+        for job in jobs:
+            with pytest.raises(NotFoundError):
+                db.get_ai_job(job.id)
+    lost = [c for db in (a, b) for c in db.conflicts(kind="deleted")]
+    assert [c.row_id for c in lost] == [str(edited.id)]
+    assert lost[0].table_name == "ai_jobs"
+    assert '{"answer":42}' in repr(lost[0].loser)  # the discarded outputs, as written
