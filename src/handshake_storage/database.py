@@ -1260,6 +1260,17 @@ class Database:
             pruned_job_ids=tuple(UUID(i) for i in doomed),
         )
 
+    def _versions(self, s: Session, table: str, keys: list[str]) -> list[tuple[str, str | None]]:
+        """``[key, version]`` of rows that have no version column (jobs and
+        workflows): the event of the newest change set about each, as a
+        delete's change set records what its writer saw (None: none)."""
+        newest: dict[str, str] = {}
+        for chunk in chunks(keys, _ID_BATCH):
+            sql = PORTABLE.ledger_subject_events.replace("{ids}", placeholders(len(chunk)))
+            for key, event in s.execute(self._adapter.compile(sql), (table, *chunk)):
+                newest[key] = str(event)
+        return [(key, newest.get(key)) for key in keys]
+
     def _record_prune(self, w: Write, job_ids: list[str]) -> None:
         """One change set per pruned chunk: the jobs and what cascades from them."""
         s, compile = w.session, self._adapter.compile
@@ -1273,9 +1284,12 @@ class Database:
             sql = compile(PORTABLE.ledger_run_execs.replace("{ids}", placeholders(len(chunk))))
             execs += [r[0] for r in s.execute(sql, chunk)]
         groups = [
-            removed("ai_jobs", [(j, None) for j in job_ids]),
-            removed("workflow_runs", [(r, None) for r in runs]),
-            removed("workflow_node_executions", [(e, None) for e in execs]),
+            removed(table, self._versions(s, table, keys))
+            for table, keys in (
+                ("ai_jobs", job_ids),
+                ("workflow_runs", runs),
+                ("workflow_node_executions", execs),
+            )
         ]
         if w.change is None:
             w.change = (_GLOBAL, ("ai_jobs", job_ids[0]), {"delete": []})

@@ -365,6 +365,12 @@ class Queries:
     ledger_canvas_edges: str = (
         "SELECT id, edit_event_id FROM canvas_edges WHERE canvas_id = ? ORDER BY id{C}"
     )
+    # the version of rows without a version column (jobs, workflows): the
+    # newest change set about each (the last per subject)
+    ledger_subject_events: str = (
+        "SELECT subject_id, edit_event_id FROM sync_changes "
+        "WHERE subject_table = ? AND subject_id IN ({ids}) ORDER BY hlc{C}"
+    )
     ledger_job_runs: str = "SELECT id FROM workflow_runs WHERE job_id IN ({ids}) ORDER BY id{C}"
     ledger_run_execs: str = (
         "SELECT id FROM workflow_node_executions WHERE workflow_run_id IN ({ids}) ORDER BY id{C}"

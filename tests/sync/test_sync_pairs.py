@@ -355,7 +355,7 @@ def test_a_pruned_ledger_keeps_at_most_one_change_set_per_live_row(pair) -> None
 def test_a_prune_wins_over_concurrent_job_edits_and_they_are_logged(pair) -> None:
     """Pruning is a delete: a job another replica pinned or edited meanwhile
     is still pruned everywhere (deletes win), and the edit it discarded is in
-    the conflict log, with what it wrote, on the replica that pruned."""
+    the conflict log, with what it wrote, on both replicas."""
     from datetime import UTC, datetime, timedelta
 
     from test_ledger import new_job
@@ -376,7 +376,46 @@ def test_a_prune_wins_over_concurrent_job_edits_and_they_are_logged(pair) -> Non
         for job in jobs:
             with pytest.raises(NotFoundError):
                 db.get_ai_job(job.id)
-    lost = [c for db in (a, b) for c in db.conflicts(kind="deleted")]
-    assert [c.row_id for c in lost] == [str(edited.id)]
-    assert lost[0].table_name == "ai_jobs"
-    assert '{"answer":42}' in repr(lost[0].loser)  # the discarded outputs, as written
+    # Each replica logs what it discarded: the pruner when the edit arrived
+    # for a row gone, the editor when the prune arrived over its newer edit.
+    for db in (a, b):
+        lost = db.conflicts(kind="deleted")
+        assert [(c.table_name, c.row_id) for c in lost] == [("ai_jobs", str(edited.id))]
+        assert '{"answer":42}' in repr(lost[0].loser)  # the discarded outputs, as written
+
+
+@pytest.mark.parametrize(
+    "kinds", [("sqlite", "postgresql", "sqlite"), ("sqlite", "sqlite", "postgresql")]
+)
+def test_a_third_replica_logs_the_job_edit_a_prune_discards(request, tmp_path, kinds) -> None:
+    """A prunes jobs it has not seen B edit; C has B's edit when A's prune
+    arrives: the edit is newer than the version A pruned, so C logs it as
+    lost to the prune (on each backend as C), and nothing else."""
+    from datetime import UTC, datetime, timedelta
+
+    from test_ledger import new_job
+
+    from handshake_storage import JobStatusUpdate
+
+    trio = replicas(request, tmp_path, kinds)
+    a, b, c = next(trio)
+    try:
+        jobs = [new_job(a) for _ in range(2)]
+        for job in jobs:
+            a.update_ai_job_status(JobStatusUpdate(job.id, JobState.COMPLETED))
+        two_way(a, b)
+        two_way(b, c)
+        b.set_job_outputs(jobs[0].id, {"answer": 42})
+        two_way(b, c)
+        a.prune_ai_jobs(datetime.now(UTC) + timedelta(days=1), 0)
+        sync_databases(a, c, direction="push")
+        lost = c.conflicts(kind="deleted")
+        assert [(x.table_name, x.row_id) for x in lost] == [("ai_jobs", str(jobs[0].id))]
+        assert '{"answer":42}' in repr(lost[0].loser)
+        assert lost[0].loser_provenance["origin_id"] == b.replica_id
+        for x, y in ((a, b), (b, c), (a, c), (a, b)):
+            sync_databases(x, y)
+        assert content(a) == content(b) == content(c)
+        assert len(c.conflicts()) == 1  # nothing else was lost
+    finally:
+        next(trio, None)

@@ -634,7 +634,9 @@ class Merger:
                 self._lose(c, STALE, "blocks", c.subject_id, stale)
                 return
         seen = {(g["table"], r[0]): r[1] for g in groups for r in g["rows"]}
-        if c.operation != "prune_ai_jobs":
+        if c.operation == "prune_ai_jobs":
+            self._log_unseen_versions(c, seen)
+        else:
             self._log_unseen(c, seen)
         for group in groups:
             table = group["table"]
@@ -653,6 +655,26 @@ class Merger:
                 continue
             image = self._image(table, key)
             loser = {"provenance": self._local_provenance(event), "rows": [image]}
+            self.log(c, DELETED, table, key, loser, {"provenance": provenance(c)})
+
+    def _log_unseen_versions(self, c: ChangeSet, seen: dict[tuple[str, str], Any]) -> None:
+        """The same for rows without a version column (a prune's jobs and
+        workflows): their version is the newest change set about them. Change
+        sets arrive in causal order, so here the pruner's version has arrived;
+        a newer one here is an edit it had not seen. (An unseen edit stamped
+        before the pruner's version is not told apart; where the prune came
+        from, it is logged when it arrives there, the row gone.)"""
+        for (table, key), version in seen.items():
+            if version is None or not self._exists(table, key):
+                continue  # recorded without versions, or already gone here
+            entries = self._entries(table, key, c)
+            newest = max(entries, key=lambda e: e.hlc, default=None)
+            if newest is None or newest.event == version:
+                continue
+            loser = {
+                "provenance": self._local_provenance(newest.event),
+                "rows": [self._image(table, key)],
+            }
             self.log(c, DELETED, table, key, loser, {"provenance": provenance(c)})
 
     def _doomed(self, table: str, key: str) -> list[tuple[str, str, str]]:
