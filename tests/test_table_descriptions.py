@@ -31,7 +31,15 @@ from handshake_storage.models import (
     SafetyMode,
 )
 from handshake_storage.record import Record
-from handshake_storage.tables import BLOCKS, BY_NAME, CANONICAL, CANVAS_NODES, WORKSPACES
+from handshake_storage.tables import (
+    BLOCKS,
+    BY_NAME,
+    CANONICAL,
+    CANVAS_EDGES,
+    CANVAS_NODES,
+    STAMP,
+    WORKSPACES,
+)
 
 HUMAN = WriteContext.human("ada")
 
@@ -165,6 +173,23 @@ def test_rows_are_built_by_name_in_table_order() -> None:
         CANVAS_NODES.maker("id", "id")
     with pytest.raises(TypeError):
         WORKSPACES.row(id="w", name="n")  # NOT NULL columns missing
+
+
+def test_a_maker_with_a_tail_appends_the_last_columns_as_given() -> None:
+    by_name = CANVAS_EDGES.maker("kind", "id", "ordinal", "canvas_id", "from_node_id",
+                                 "to_node_id", *STAMP)  # fmt: skip
+    with_tail = CANVAS_EDGES.maker("kind", "id", "ordinal", "canvas_id", "from_node_id",
+                                   "to_node_id", tail=STAMP)  # fmt: skip
+    stamp = ("t0", "t1", "AI", "actor", "job", "flow", "e")
+    assert with_tail("k", "e1", 2, "c1", "a", "b", stamp) == by_name(
+        "k", "e1", 2, "c1", "a", "b", *stamp
+    )
+    with pytest.raises(TypeError, match="not its last columns"):
+        CANVAS_EDGES.maker("id", "canvas_id", tail=("created_at",))
+    with pytest.raises(TypeError, match="unknown or repeated"):
+        CANVAS_EDGES.maker("id", "created_at", tail=STAMP)
+    with pytest.raises(TypeError, match="NOT NULL"):
+        CANVAS_EDGES.maker("id", "canvas_id", tail=STAMP)
 
 
 def test_records_read_fields_by_column_name_not_position() -> None:

@@ -46,16 +46,14 @@ from .inputs import (
     block_row_order,
     block_values,
     canvas_row,
-    check_graph,
     chunks,
     document_row,
-    edge_row,
     expect,
+    graph_rows,
     inserting,
     job_metrics,
     new_id,
     node_execution_row,
-    node_row,
     replacement_blocks,
     sequence_of,
     workspace_row,
@@ -1017,9 +1015,7 @@ class Database:
         nodes, edges = sequence_of(nodes, "nodes"), sequence_of(edges, "edges")
         w = self._write("update_canvas_graph", ctx, canvas_id)
         stamp, q = w.stamp, self._q
-        node_rows = [node_row(n, canvas_id, i, stamp) for i, n in enumerate(nodes)]
-        edge_rows = [edge_row(e, canvas_id, i, stamp) for i, e in enumerate(edges)]
-        check_graph(node_rows, edge_rows)
+        node_rows, edge_rows = graph_rows(canvas_id, nodes, edges, stamp)
 
         def work(w: Write) -> Any:
             r = w.session.execute(q.touch_canvas, (*stamp[1:], canvas_id)).fetchone()

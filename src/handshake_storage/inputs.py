@@ -131,17 +131,20 @@ workspace_row = WORKSPACES.maker("id", "name", *STAMP)
 document_row = DOCUMENTS.maker("id", "workspace_id", "title", *STAMP)
 canvas_row = CANVASES.maker("id", "workspace_id", "title", *STAMP)
 block_row = BLOCKS.maker(*BlockValues._fields, *STAMP)
+#: Node and edge rows take the write's stamp as one tuple (a graph is
+#: hundreds of rows with the same stamp).
 _NODE_ROW = CANVAS_NODES.maker(
-    "id", "canvas_id", "ordinal", "kind", "position_x", "position_y", "data", *STAMP
+    "id", "canvas_id", "ordinal", "kind", "position_x", "position_y", "data", tail=STAMP
 )
 _EDGE_ROW = CANVAS_EDGES.maker(
-    "id", "canvas_id", "ordinal", "from_node_id", "to_node_id", "kind", *STAMP
+    "id", "canvas_id", "ordinal", "from_node_id", "to_node_id", "kind", tail=STAMP
 )
 BLOCK_DOCUMENT = BLOCKS.at["document_id"]
 #: Blocks by sequence, then id (the order get_blocks returns), on stored rows.
 block_row_order = itemgetter(BLOCKS.at["sequence"], BLOCKS.at["id"])
 _NODE_ID, _EDGE_ID = CANVAS_NODES.at["id"], CANVAS_EDGES.at["id"]
 _FROM, _TO = CANVAS_EDGES.at["from_node_id"], CANVAS_EDGES.at["to_node_id"]
+_EDGE_KEY, _EDGE_FROM, _EDGE_TO = itemgetter(_EDGE_ID), itemgetter(_FROM), itemgetter(_TO)
 
 
 def block_values(block: Any) -> BlockValues:
@@ -166,7 +169,20 @@ def block_values(block: Any) -> BlockValues:
     )
 
 
-def node_row(node: Any, canvas_id: str, ordinal: int, stamp: tuple[Any, ...]) -> tuple[Any, ...]:
+def graph_rows(
+    canvas_id: str, nodes: Sequence[Any], edges: Sequence[Any], stamp: tuple[Any, ...]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The stored rows of a new canvas graph: each node, then each edge,
+    checked in order, then the graph as a whole (:func:`check_graph`), so
+    the first problem is the one reported."""
+    node_rows = [_node_row(n, canvas_id, i, stamp) for i, n in enumerate(nodes)]
+    node_ids = {r[_NODE_ID] for r in node_rows}
+    edge_rows = [_edge_row(e, canvas_id, i, stamp, node_ids) for i, e in enumerate(edges)]
+    check_graph(node_rows, edge_rows, node_ids)
+    return node_rows, edge_rows
+
+
+def _node_row(node: Any, canvas_id: str, ordinal: int, stamp: tuple[Any, ...]) -> tuple[Any, ...]:
     new = expect(node, NewCanvasNode, "node")
     return _NODE_ROW(
         new_id(new.id),
@@ -176,27 +192,43 @@ def node_row(node: Any, canvas_id: str, ordinal: int, stamp: tuple[Any, ...]) ->
         check.number(new.position_x, "position_x"),
         check.number(new.position_y, "position_y"),
         "{}" if new.data is None else check.json_text(new.data, "data"),
-        *stamp,
+        stamp,
     )
 
 
-def edge_row(edge: Any, canvas_id: str, ordinal: int, stamp: tuple[Any, ...]) -> tuple[Any, ...]:
+def _edge_row(
+    edge: Any, canvas_id: str, ordinal: int, stamp: tuple[Any, ...], node_ids: set[str]
+) -> tuple[Any, ...]:
+    """An edge's row. An end that is a ``str`` equal to one of the graph's
+    node ids is a checked identifier already (those ids were checked with
+    their nodes); any other end is checked as an identifier here."""
     new = expect(edge, NewCanvasEdge, "edge")
+    a, b = new.from_node_id, new.to_node_id
     return _EDGE_ROW(
         new_id(new.id),
         canvas_id,
         ordinal,
-        check.identifier(new.from_node_id, "from_node_id"),
-        check.identifier(new.to_node_id, "to_node_id"),
+        a if type(a) is str and a in node_ids else check.identifier(a, "from_node_id"),
+        b if type(b) is str and b in node_ids else check.identifier(b, "to_node_id"),
         check.text(new.kind, "kind"),
-        *stamp,
+        stamp,
     )
 
 
-def check_graph(node_rows: list[tuple[Any, ...]], edge_rows: list[tuple[Any, ...]]) -> None:
-    """Ids are unique, and every edge connects nodes of the graph."""
-    node_ids = _unique_ids(node_rows, _NODE_ID, "node")
-    _unique_ids(edge_rows, _EDGE_ID, "edge")
+def check_graph(
+    node_rows: list[tuple[Any, ...]], edge_rows: list[tuple[Any, ...]], node_ids: set[str]
+) -> None:
+    """Ids are unique, and every edge connects nodes of the graph (``node_ids``:
+    the ids of ``node_rows``). Each rule is first checked at once over all
+    rows; only a graph that breaks it is searched for its first offender."""
+    if len(node_ids) != len(node_rows):
+        _unique_ids(node_rows, _NODE_ID, "node")
+    if len(set(map(_EDGE_KEY, edge_rows))) != len(edge_rows):
+        _unique_ids(edge_rows, _EDGE_ID, "edge")
+    if node_ids.issuperset(map(_EDGE_FROM, edge_rows)) and node_ids.issuperset(
+        map(_EDGE_TO, edge_rows)
+    ):
+        return
     for e in edge_rows:
         for end in (e[_FROM], e[_TO]):
             if end not in node_ids:

@@ -256,20 +256,30 @@ class Table:
         """The column list with each name prefixed by ``alias.``."""
         return ", ".join(f"{alias}.{n}" for n in self.names)
 
-    def maker(self, *names: str) -> Callable[..., tuple[Any, ...]]:
+    def maker(self, *names: str, tail: Sequence[str] = ()) -> Callable[..., tuple[Any, ...]]:
         """A function taking the values of ``names`` positionally and returning
         the stored row (omitted nullable columns are NULL): for loops over
         many rows, where a keyword call per row would cost more than the
-        row's insert (bench/). The names are checked here, once."""
-        return self._generate("make", names, False)
+        row's insert (bench/). The names are checked here, once.
+
+        ``tail``: the table's last columns (e.g. :data:`STAMP`), whose values
+        come as one tuple, the last argument, shared by every row of a call:
+        appended as it is, without unpacking it into arguments per row."""
+        if tail and tuple(tail) != self.names[len(self.names) - len(tail) :]:
+            raise TypeError(f"{self.name}: {list(tail)} are not its last columns")
+        return self._generate("make", names, False, tuple(tail))
 
     def _generate(
-        self, fn: str, names: Sequence[str], keywords: bool
+        self, fn: str, names: Sequence[str], keywords: bool, tail: tuple[str, ...] = ()
     ) -> Callable[..., tuple[Any, ...]]:
-        unknown = [n for n in names if n not in self.at]
-        if unknown or len(set(names)) != len(names):
+        unknown = [n for n in (*names, *tail) if n not in self.at]
+        if unknown or len(set(names) | set(tail)) != len(names) + len(tail):
             raise TypeError(f"{self.name}: unknown or repeated columns {unknown or list(names)}")
-        missing = [n for n in self.names if n not in names and not self.by_name[n].nullable]
+        missing = [
+            n
+            for n in self.names
+            if n not in names and n not in tail and not self.by_name[n].nullable
+        ]
         if missing:
             raise TypeError(f"{self.name}: no value for NOT NULL column(s) {missing}")
         if keywords:  # every column by keyword; the nullable ones default to NULL
@@ -278,11 +288,13 @@ class Table:
             params = ", ".join(["*", *required, *optional])
             items = ", ".join(self.names)
         else:
-            given = set(names)
-            params = ", ".join(names)
-            items = ", ".join(n if n in given else "None" for n in self.names)
+            given = set(names) | set(tail)
+            params = ", ".join((*names, "tail") if tail else names)
+            head = self.names[: len(self.names) - len(tail)]
+            items = ", ".join(n if n in given else "None" for n in head)
+        body = f"({items},) + tail" if tail else f"({items},)"
         namespace: dict[str, Any] = {}
-        exec(f"def {fn}({params}):\n    return ({items},)\n", namespace)
+        exec(f"def {fn}({params}):\n    return {body}\n", namespace)
         made: Callable[..., tuple[Any, ...]] = namespace[fn]
         made.__qualname__ = f"{self.name}.{fn}"
         return made

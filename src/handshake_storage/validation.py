@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, TypeVar
@@ -147,14 +148,57 @@ def enum(cls: type[E], value: Any, name: str) -> E:
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _c_encoder() -> Callable[[Any], str] | None:
+    """The C encoder under ``_ENCODE``, built once. ``JSONEncoder.encode``
+    builds it anew on every call, which costs more than encoding a node's
+    small ``data`` (bench/: a canvas graph is 500 of them). Without the
+    circular-reference markers: only values :func:`_check_json` or
+    :func:`_plain` passed reach it, and those are trees of bounded depth.
+    None where the interpreter has no C encoder of this signature."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    try:
+        encode = make(
+            None, _refuse, json.encoder.encode_basestring, None, ":", ",", False, False, False
+        )
+    except TypeError:
+        return None
+    join = "".join
+    return lambda value: join(encode(value, 0))
+
+
+_ENCODE_TREE = _c_encoder() or _ENCODE
+
+
 def json_text(value: Any, name: str) -> str:
     """Serialize a JSON document, refusing anything that would not come back equal:
-    NaN/Infinity, non-string keys, tuples and sets, non-JSON objects."""
+    NaN/Infinity, non-string keys, tuples and sets, non-JSON objects.
+
+    A shallow document of plain values (:func:`_plain`: what almost every
+    caller writes) skips the walk of :func:`_check_json`, which then could
+    only object to a non-finite float or to its size; the strict encoder
+    refuses the one, the encoded length bounds the other, and anything in
+    doubt goes the full way, so every message is the walk's."""
     if type(value) is dict and not value:
         return "{}"
+    if _plain(value, _PLAIN_LEVELS):
+        try:
+            encoded = _ENCODE_TREE(value)
+        except (TypeError, ValueError, RecursionError):
+            pass  # NaN, Infinity, an int too long for text: named below
+        else:
+            # Every value takes at least one character, so a short text
+            # cannot hold more values than the walk allows.
+            if len(encoded) <= _MAX_JSON_ITEMS:
+                return text(encoded, name)
     _check_json(value, name)
     try:
-        encoded = _ENCODE(value)
+        encoded = _ENCODE_TREE(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise ValidationError(f"{name} is not a JSON document: {exc}") from None
     return text(encoded, name)
@@ -168,6 +212,35 @@ _JSON_SCALARS = (str, int, float, bool, type(None))
 #: Children of these types are valid whatever their value: counted, not stacked.
 _PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
 _MAX_JSON_ITEMS = 10_000_000
+
+
+#: Values whose type is one of these need no check beyond the encoder's
+#: (which refuses a non-finite float).
+_LEAF_TYPES = frozenset({str, int, float, bool, type(None)})
+#: How deep :func:`_plain` looks before leaving a document to the full walk.
+_PLAIN_LEVELS = 3
+
+
+def _plain(value: Any, levels: int) -> bool:
+    """Whether ``value`` is a dict (string keys) or list, nested at most
+    ``levels`` deep, of exactly these types and of leaves of
+    :data:`_LEAF_TYPES`: then :func:`_check_json` could refuse it only for a
+    non-finite float. No subclass, tuple or non-string key passes (the
+    encoder would take them silently, and they would not come back equal)."""
+    leaves = _LEAF_TYPES
+    if type(value) is dict:
+        for key, child in value.items():
+            if type(key) is not str:
+                return False
+            if type(child) not in leaves and (levels == 1 or not _plain(child, levels - 1)):
+                return False
+        return True
+    if type(value) is list:
+        for child in value:
+            if type(child) not in leaves and (levels == 1 or not _plain(child, levels - 1)):
+                return False
+        return True
+    return False
 
 
 def _check_json(value: Any, name: str) -> None:
