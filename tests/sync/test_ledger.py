@@ -6,6 +6,7 @@ clock. Runs on both backends."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
 from dataclasses import replace
@@ -347,3 +348,45 @@ def test_the_combined_statements_write_what_the_portable_ones_write(databases) -
     assert [entry[1] for entry in ledgers[0]] == [1, 2, 3, 4, 5, 1]
     # each update's prev is the version before it
     assert [entry[5] for entry in ledgers[0]][3:5] == [2, 3]
+
+
+@pytest.mark.parametrize("combined", [True, False], ids=["combined", "portable"])
+def test_a_writer_waiting_on_a_scope_another_is_opening_gets_the_next_number(
+    databases, combined
+) -> None:
+    """Two first writers of one scope on PostgreSQL: the second blocks on the
+    counter row the first is opening; when the first commits, the second
+    numbers its change set after it (seq 2), in either form of the append.
+    (SQLite starts the second writer only after the first commits.)"""
+    db = databases.open()
+    if db.backend != "postgresql":
+        pytest.skip("SQLite serializes writers: the second starts after the first commits")
+    db._adapter.features = replace(db._adapter.features, combines_statements=combined)
+    append = db._ledger.append
+    first = db._adapter.transaction()
+    s1 = first.__enter__()
+    append(s1, None, "create_ai_job", "scope-x", ("ai_jobs", "one"), {"put": []})
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with db._adapter.transaction() as s2:
+                append(s2, None, "create_ai_job", "scope-x", ("ai_jobs", "two"), {"put": []})
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    deadline = time.monotonic() + 60
+    waiting = (
+        "SELECT COUNT(*) FROM pg_stat_activity "
+        "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    while db._adapter.fetch(waiting, (), one=True)[0] < 1:
+        assert time.monotonic() < deadline, "the second writer never waited"
+        time.sleep(0.02)
+    first.__exit__(None, None, None)
+    waiter.join(60)
+    assert not errors
+    mine = [(c.subject_id, c.seq) for c in db.changes(workspace_id="scope-x")]
+    assert mine == [("one", 1), ("two", 2)]
