@@ -244,9 +244,15 @@ class Ledger:
         )
         now = wall_clock_ms()
         tick = (now, now, now, replica, scope)
-        if self._adapter.features.combines_statements:  # one round trip for all
-            opened = (replica, scope, now, now, now, scope, scope, now, now, now)
-            s.execute(q.ledger_append, (*tick, *opened, *change))
+        # Tick (replica, scope)'s counter row (its lock serializes the scope's
+        # appends to commit) and insert the change set numbered and stamped
+        # from it: one statement where the backend can (a statement is a round
+        # trip there), else two. A scope this replica never wrote to gets its
+        # row first (a concurrent opener's waits for the other's commit).
+        if self._adapter.features.combines_statements:
+            if s.execute(q.ledger_append, (*tick, *change)).fetchone() is None:
+                s.execute(q.ledger_open_scope, (replica, scope, scope, scope))
+                s.execute(q.ledger_append, (*tick, *change))
             return
         r = s.execute(q.ledger_tick, tick).fetchone()
         if r is None:

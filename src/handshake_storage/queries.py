@@ -76,10 +76,6 @@ _TICK = {
 }
 
 
-def _ticked_values(row: str) -> str:
-    return ", ".join(v.format(r=row) for v in _TICK.values())
-
-
 def _set_ticked(row: str) -> str:
     return ", ".join(f"{name} = {v.format(r=row)}" for name, v in _TICK.items())
 
@@ -94,7 +90,6 @@ _OPENING = {
     "hlc_counter": "0",
 }
 _OPENING_VALUES = ", ".join(_OPENING.values())
-_OPENING_AS = ", ".join(f"{v} AS {name}" for name, v in _OPENING.items())
 
 #: The change set's columns the append takes from the ticked counter row
 #: (alias ``t``); the others are parameters, in CHANGE order.
@@ -305,23 +300,15 @@ class Queries:
         "WHERE true ON CONFLICT (origin_id, scope) DO NOTHING"
     )
     ledger_insert: str = f"INSERT INTO sync_changes ({CHANGE}) VALUES ({placeholders(16)})"
-    # The same in one statement, where a WITH may modify rows: tick the row,
-    # or open it already ticked (a concurrent opener's row, once committed, is
-    # ticked instead), and insert the change set from what either returned,
-    # stamped in SQL (``{hlc_stamp}``). Parameters: (now, now, now, origin,
-    # scope), (origin, scope, now, now, now, scope, scope, now, now, now), then
-    # the change set's columns after ``_FROM_COUNTER``'s.
+    # The tick and the insert in one statement, where a WITH may modify rows:
+    # the change set numbered and stamped in SQL (``{hlc_stamp}``) from the
+    # ticked row; no row back means the scope is not open yet (open it, run
+    # again). Parameters: the tick's, then the change set's columns after
+    # ``_FROM_COUNTER``'s.
     ledger_append: str = (
-        "WITH ticked AS ("
-        f"UPDATE sync_counters SET {_set_ticked('sync_counters')} "
-        f"WHERE origin_id = ? AND scope = ? RETURNING {COUNTER}"
-        "), opened AS ("
-        f"INSERT INTO sync_counters ({COUNTER}) SELECT ?, ?, {_ticked_values('o')} "
-        f"FROM (SELECT {_OPENING_AS}) o WHERE NOT EXISTS (SELECT 1 FROM ticked) "
-        f"ON CONFLICT (origin_id, scope) DO UPDATE SET {_set_ticked('sync_counters')} "
-        f"RETURNING {COUNTER}"
-        "), t AS (SELECT * FROM ticked UNION ALL SELECT * FROM opened) "
-        f"INSERT INTO sync_changes ({CHANGE}) SELECT {_CHANGE_FROM_COUNTER} FROM t"
+        f"WITH t AS (UPDATE sync_counters SET {_set_ticked('sync_counters')} "
+        f"WHERE origin_id = ? AND scope = ? RETURNING {COUNTER}) "
+        f"INSERT INTO sync_changes ({CHANGE}) SELECT {_CHANGE_FROM_COUNTER} FROM t RETURNING seq"
     )
     ledger_latest: str = (
         "SELECT edit_event_id FROM sync_changes WHERE subject_table = ? AND subject_id = ? "
