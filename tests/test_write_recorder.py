@@ -29,8 +29,8 @@ from handshake_storage import (
     open_database,
 )
 from handshake_storage.database import Database as DatabaseClass
-from handshake_storage.tables import BY_NAME
-from handshake_storage.writes import Write
+from handshake_storage.tables import BLOCKS, BY_NAME, CANVAS_NODES
+from handshake_storage.writes import Write, Written
 
 HUMAN = WriteContext.human("ada")
 
@@ -166,3 +166,15 @@ def test_a_failing_recorder_rolls_the_write_back(databases: Any, operation: str)
             else:
                 db.replace_blocks(HUMAN, "doc", [NewBlock("doc", "p", 0, "x", id="b2")])
         assert state() == before
+
+
+def test_written_reads_as_the_pairs_in_the_order_written() -> None:
+    written = Written()
+    assert not written and len(written) == 0 and list(written) == []
+    rows = [("n1",), ("n2",)]
+    written.add(CANVAS_NODES, rows)
+    written.add(BLOCKS, [])
+    written.add(BLOCKS, (("b1",),))
+    pairs = [(CANVAS_NODES, ("n1",)), (CANVAS_NODES, ("n2",)), (BLOCKS, ("b1",))]
+    assert written and len(written) == 3 and list(written) == pairs
+    assert written[0] == pairs[0] and written[-1] == pairs[-1] and written[1:] == pairs[1:]

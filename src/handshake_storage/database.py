@@ -122,7 +122,7 @@ from .tables import (
     Table,
 )
 from .url import default_url, parse_url
-from .writes import NO_RECORDER, ChangeRecorder, Write
+from .writes import NO_RECORDER, ChangeRecorder, Write, Written
 
 R = TypeVar("R", bound=Record)
 T = TypeVar("T")
@@ -295,7 +295,7 @@ class Database:
 
         def attempt(s: Session) -> T:
             write.session, write.adapter = s, adapter
-            write.written, write.deleted, write.cleared = [], [], []
+            write.written, write.deleted, write.cleared = Written(), [], []
             write.change, write.coalesce = None, False
             result = work(write)
             if write.written or write.deleted or write.cleared:
