@@ -249,15 +249,17 @@ class Ledger:
         # from it: one statement where the backend can (a statement is a round
         # trip there), else two. A scope this replica never wrote to gets its
         # row first (a concurrent opener's waits for the other's commit).
-        if self._adapter.features.combines_statements:
-            if s.execute(q.ledger_append, (*tick, *change)).fetchone() is None:
-                s.execute(q.ledger_open_scope, (replica, scope, scope, scope))
-                s.execute(q.ledger_append, (*tick, *change))
-            return
-        r = s.execute(q.ledger_tick, tick).fetchone()
+        combined = self._adapter.features.combines_statements
+        first = q.ledger_append if combined else q.ledger_tick
+        params = (*tick, *change) if combined else tick
+        r = s.execute(first, params).fetchone()
         if r is None:
             s.execute(q.ledger_open_scope, (replica, scope, scope, scope))
-            r = s.execute(q.ledger_tick, tick).fetchone()
+            r = s.execute(first, params).fetchone()
+        if r is None:  # never: the row is there once opened; a lost change set is worse
+            raise StorageError(f"the ledger's counter of scope {scope!r} could not be opened")
+        if combined:
+            return
         seq, pos, wall, counter = r
         hlc = stamp(wall, counter, replica)
         s.execute(q.ledger_insert, (replica, scope, seq, pos, hlc, *change))

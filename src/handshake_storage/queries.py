@@ -108,6 +108,15 @@ _BLOCK_SET = (
     f"derived_content = COALESCE(?, derived_content), updated_at = ?, {TRACE_SET}"
 )
 
+#: What a block's change set needs of it before a write: the block, its
+#: version, its document's workspace (the scope) and generation (``ledger_block``,
+#: and inside ``update_block_seen``).
+_BLOCK_SEEN = (
+    "SELECT b.id AS seen_id, b.edit_event_id AS seen_event, d.workspace_id AS seen_scope, "
+    "d.edit_event_id AS seen_base FROM blocks b JOIN documents d ON d.id = b.document_id "
+    "WHERE b.id = ?"
+)
+
 TERMINAL_STATES = "'completed', 'completed_with_issues', 'failed', 'cancelled', 'poisoned'"
 
 
@@ -159,10 +168,8 @@ class Queries:
     # by the UPDATE itself where one statement may combine (params: update_block's
     # with the id twice)
     update_block_seen: str = (
-        f"UPDATE blocks SET {_BLOCK_SET} FROM (SELECT b.id AS seen_id, "
-        "b.edit_event_id AS seen_event, d.workspace_id AS seen_scope, "
-        "d.edit_event_id AS seen_base FROM blocks b JOIN documents d ON d.id = b.document_id "
-        f"WHERE b.id = ?) seen WHERE blocks.id = ? RETURNING {BLOCKS.qualified('blocks')}, "
+        f"UPDATE blocks SET {_BLOCK_SET} FROM ({_BLOCK_SEEN}) seen WHERE blocks.id = ? "
+        f"RETURNING {BLOCKS.qualified('blocks')}, "
         "seen.seen_id, seen.seen_event, seen.seen_scope, seen.seen_base"
     )
     delete_block: str = "DELETE FROM blocks WHERE id = ?"
@@ -321,10 +328,7 @@ class Queries:
     # what a write reads for its change set: the scope and the generation
     ledger_document: str = "SELECT workspace_id, edit_event_id FROM documents WHERE id = ?"
     ledger_canvas: str = "SELECT workspace_id, edit_event_id FROM canvases WHERE id = ?"
-    ledger_block: str = (
-        "SELECT b.id, b.edit_event_id, d.workspace_id, d.edit_event_id "
-        "FROM blocks b JOIN documents d ON d.id = b.document_id WHERE b.id = ?"
-    )
+    ledger_block: str = _BLOCK_SEEN
     ledger_workspace_documents: str = (
         "SELECT id, edit_event_id FROM documents WHERE workspace_id = ? ORDER BY id{C}"
     )
