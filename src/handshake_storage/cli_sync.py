@@ -193,7 +193,7 @@ def conflicts_show(ctx: Context, conflict_id: str, as_json: bool) -> None:
 @uses_database
 def conflicts_restore(ctx: Context, conflict_id: str, actor: str | None, as_json: bool) -> None:
     """Write what lost again, as a new edit by --actor."""
-    with reported(), ctx.open() as db:
+    with reported(), ctx.open(create=False) as db:
         c = db.restore_conflict(WriteContext.human(actor), conflict_id)
     emit(
         as_json,
@@ -268,7 +268,7 @@ def ledger_changes(
 @uses_database
 def ledger_prune(ctx: Context, dry_run: bool, as_json: bool) -> None:
     """Compact change sets that every known peer has applied."""
-    with reported(), ctx.open() as db:
+    with reported(), ctx.open(create=False) as db:
         report = db.prune_ledger(dry_run=dry_run)
 
     def human() -> None:

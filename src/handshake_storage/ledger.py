@@ -24,7 +24,7 @@ from .backends.base import Adapter, Session
 from .errors import StorageError
 from .guard import MutationMetadata
 from .models import WriteActorKind
-from .queries import PORTABLE
+from .queries import HLC_MAX_COUNTER, PORTABLE
 
 #: The sync bookkeeping tables: canonical (copied), but replica-local, so
 #: sync verification does not compare them.
@@ -55,6 +55,12 @@ APPLIED, REJECTED = "applied", "rejected"
 def wall_clock_ms() -> int:
     """Milliseconds since the epoch; module-level so a test can move the clock."""
     return time.time_ns() // 1_000_000
+
+
+#: The largest wall clock reading (ms) and counter a stamp's fixed-width
+#: fields hold (13 and 6 digits): stamps are compared as text.
+MAX_WALL = 10**13 - 1
+MAX_COUNTER = HLC_MAX_COUNTER
 
 
 def stamp(wall: int, counter: int, origin: str) -> str:

@@ -182,6 +182,45 @@ SAFETY_MODE = _enum(SafetyMode)
 # -- columns and tables -----------------------------------------------------------
 
 
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _stored_timestamp(value: Any, name: str) -> None:
+    if type(value) is not str:
+        raise ValidationError(f"{name} must be ISO 8601 text, not {type(value).__name__}")
+    _timestamp_from_json(value, _identity, name)
+
+
+def _stored_boolean(value: Any, name: str) -> None:
+    if type(value) is int and value in (0, 1):  # SQLite's stored form
+        return
+    check.boolean(value, name)
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON")
+
+
+def _stored_json(value: Any, name: str) -> None:
+    text = check.text(value, name)
+    try:
+        document = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise ValidationError(f"{name} is not valid JSON text") from None
+    check.json_text(document, name)  # what the API would have refused
+
+
+#: Codec kind -> the check of a stored value as a change set's row carries
+#: it (JSON text for JSON columns, ISO text for timestamps, 0/1 or a bool
+#: for booleans); the other kinds are checked by their ``from_json``.
+_STORED_CHECKS: dict[str, Callable[[Any, str], None]] = {
+    "timestamp": _stored_timestamp,
+    "boolean": _stored_boolean,
+    "json": _stored_json,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
     name: str
@@ -189,6 +228,22 @@ class Column:
     nullable: bool = False
     #: one of the mutation traceability columns written by the storage guard
     trace: bool = False
+
+    def check_stored(self, value: Any, label: str) -> None:
+        """Refuse a stored value (in its JSON form) that this column could not
+        hold, or that a backend would store differently or not at all:
+        ValidationError naming ``label``. For values that come from another
+        replica (a change set's rows), checked before any statement runs, so
+        every backend refuses the same values with the same message."""
+        if value is None:
+            if not self.nullable:
+                raise ValidationError(f"{label} must not be null")
+            return
+        stored = _STORED_CHECKS.get(self.codec.kind)
+        if stored is not None:
+            stored(value, label)
+        else:
+            self.codec.from_json(value, _identity, label)
 
     @property
     def decoder(self) -> Decoder | None:
@@ -312,6 +367,13 @@ class Table:
             except Exception:
                 raise self.undecodable(c.name, row, value) from None
         return image
+
+    def check_stored(self, columns: Sequence[str], values: Sequence[Any]) -> None:
+        """Check a row of stored values (``values`` in ``columns`` order, as a
+        change set's ``put`` rows carry them): see :meth:`Column.check_stored`."""
+        by_name = self.by_name
+        for name, value in zip(columns, values, strict=True):
+            by_name[name].check_stored(value, f"{self.name}.{name}")
 
     def undecodable(self, column: str, row: Sequence[Any], raw: Any) -> CorruptDataError:
         """The error for ``row``'s stored ``column`` value ``raw`` that cannot be decoded."""

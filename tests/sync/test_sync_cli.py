@@ -88,7 +88,8 @@ def test_usage_errors_exit_2_and_urls_come_from_the_environment(laptop_and_serve
 
 def test_sync_commands_follow_the_cli_conventions(laptop_and_server, tmp_path) -> None:
     """--database-url after the subcommand, one {"ok": ...} JSON document on
-    success and on failure, read-only commands never create a database."""
+    success and on failure; no sync command creates a database that is not
+    there (a mistyped path is an error, not a new empty replica)."""
     laptop_url, _ = laptop_and_server
     code, out, err = cli("ledger", "status", "--database-url", laptop_url, "--json", env={})
     assert code == 0, err
@@ -103,10 +104,20 @@ def test_sync_commands_follow_the_cli_conventions(laptop_and_server, tmp_path) -
         failed["ok"] is False and failed["exit_code"] == 1 and "does not exist" in failed["error"]
     )
     missing = tmp_path / "typo.db"
-    for args in (("conflicts", "list"), ("ledger", "status"), ("ledger", "changes")):
+    for args in (
+        ("conflicts", "list"),
+        ("ledger", "status"),
+        ("ledger", "changes"),
+        ("ledger", "prune"),
+        ("conflicts", "restore", "no-such", "--actor", "ada"),
+    ):
         code, _, err = cli(*args, "--database-url", f"sqlite:///{missing}", env={})
         assert code == 1 and err.startswith("error: "), (args, err)
         assert not missing.exists(), args
+    for sides in ((laptop_url, f"sqlite:///{missing}"), (f"sqlite:///{missing}", laptop_url)):
+        code, _, err = cli("sync", *sides, env={})
+        assert code == 1 and "no such file" in err, err
+        assert not missing.exists()
     code, _, err = cli(
         "sync", "--database-url", "mysql://nothing", f"sqlite:///{tmp_path / 'peer.db'}", env={}
     )

@@ -137,8 +137,8 @@ def _opened(db: Database | str, stack: ExitStack) -> Database:
 
     if isinstance(db, Database):
         return db
-    if isinstance(db, str):
-        return stack.enter_context(open_database(db))
+    if isinstance(db, str):  # a side must exist: a mistyped path is not a new replica
+        return stack.enter_context(open_database(db, create=False))
     raise ValidationError(f"a sync side must be a URL or a Database, not {type(db).__name__}")
 
 

@@ -36,11 +36,21 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
+from .. import validation as check
 from ..errors import ValidationError
-from ..ledger import APPLIED, GLOBAL_SCOPE, REJECTED, ChangeSet, stamp_parts
+from ..ledger import (
+    APPLIED,
+    GLOBAL_SCOPE,
+    MAX_COUNTER,
+    MAX_WALL,
+    REJECTED,
+    ChangeSet,
+    stamp,
+    stamp_parts,
+)
 from ..models import WriteActorKind
+from ..validation import INT64_MAX
 
 FORMAT = "handshake-storage/changes"
 VERSION = 1
@@ -116,18 +126,21 @@ def _decode_change(index: int, raw: Any) -> ChangeSet:
             if not isinstance(raw[name], str) or not raw[name]:
                 raise ValidationError(f"{where}: {name} must be non-empty text")
         seq = raw["seq"]
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
-            raise ValidationError(f"{where}: seq must be a positive integer")
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= INT64_MAX:
+            raise ValidationError(f"{where}: seq must be a positive 64-bit integer")
         workspace = raw["workspace"]
         if workspace is not None and (not isinstance(workspace, str) or not workspace):
             raise ValidationError(f"{where}: workspace must be an id or null")
-        wall, counter, origin = stamp_parts(raw["hlc"])
-        if origin != raw["origin"] or wall < 0 or counter < 0:
+        if not _is_stamp(raw["hlc"], raw["origin"]):
             raise ValidationError(f"{where}: hlc {raw['hlc']!r} is not a stamp of its origin")
         status = raw["status"]
         if status not in (APPLIED, REJECTED):
             raise ValidationError(f"{where}: status must be applied or rejected")
-        written = datetime.fromisoformat(raw["written_at"])
+        written_at = raw["written_at"]
+        try:
+            written = datetime.fromisoformat(written_at)
+        except (TypeError, ValueError):
+            raise ValidationError(f"{where}: written_at must be an ISO 8601 timestamp") from None
         if written.tzinfo is None:
             raise ValidationError(f"{where}: written_at must carry a time zone")
         payload = raw["payload"]
@@ -143,11 +156,11 @@ def _decode_change(index: int, raw: Any) -> ChangeSet:
             workspace_id=workspace or None,
             position=0,
             hlc=raw["hlc"],
-            edit_event_id=UUID(raw["edit_event_id"]),
-            actor_kind=WriteActorKind(raw["actor_kind"]),
+            edit_event_id=check.uuid(raw["edit_event_id"], f"{where}: edit_event_id"),
+            actor_kind=check.enum(WriteActorKind, raw["actor_kind"], f"{where}: actor_kind"),
             actor_id=actor_id,
-            job_id=None if raw["job_id"] is None else UUID(raw["job_id"]),
-            workflow_id=None if raw["workflow_id"] is None else UUID(raw["workflow_id"]),
+            job_id=check.optional_uuid(raw["job_id"], f"{where}: job_id"),
+            workflow_id=check.optional_uuid(raw["workflow_id"], f"{where}: workflow_id"),
             operation=raw["operation"],
             subject_table=raw["subject_table"],
             subject_id=raw["subject_id"],
@@ -161,6 +174,21 @@ def _decode_change(index: int, raw: Any) -> ChangeSet:
         if isinstance(exc, ValidationError):
             raise
         raise ValidationError(f"{where} is malformed: {exc}") from None
+
+
+def _is_stamp(text: str, origin: str) -> bool:
+    """Whether ``text`` is a stamp of ``origin`` exactly as ``ledger.stamp``
+    writes it (stamps are compared as text, so only that form sorts right)."""
+    try:
+        wall, counter, of = stamp_parts(text)
+    except ValueError:
+        return False
+    return (
+        of == origin
+        and 0 <= wall <= MAX_WALL
+        and 0 <= counter <= MAX_COUNTER
+        and stamp(wall, counter, of) == text
+    )
 
 
 def _check_payload(where: str, payload: dict[str, Any]) -> None:

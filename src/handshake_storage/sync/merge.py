@@ -34,7 +34,7 @@ from ..guard import WriteContext
 from ..ledger import APPLIED, REJECTED, ChangeSet, encode_payload
 from ..queries import CHANGE_COLUMNS, MERGE_LOCKS, PORTABLE, merge_children, merge_row, placeholders
 from ..schema import BOOLEAN, TIMESTAMP
-from ..tables import CANONICAL, WORKSPACES
+from ..tables import BY_NAME, CANONICAL, WORKSPACES
 from .chunk import LOAD_SLICE, ChunkState, Reindex
 
 #: Which rule applies to each operation.
@@ -337,6 +337,7 @@ class Merger:
         if c.operation not in RULES:
             raise ValidationError(f"a change set has unknown operation {c.operation!r}")
         self._check_names(c)
+        self._check_values(c)
 
     def _prefetch(self, changes: Sequence[ChangeSet]) -> None:
         """Read (and lock) the rows the chunk's rules decide on: per table,
@@ -471,24 +472,39 @@ class Merger:
     def _check_names(self, c: ChangeSet) -> None:
         """Table and column names of a change set are spliced into SQL: only
         the synced tables' own columns are accepted."""
-        tables = [c.subject_table]
-        for key in ("put", "delete", "replaced"):
-            for group in c.payload.get(key, ()):
-                tables.append(group["table"])
-                if key == "put":
-                    known = self._families.get(group["table"], {})
-                    unknown = [n for n in group["columns"] if n not in known]
-                    if unknown:
-                        raise ValidationError(
-                            f"change set {c.origin_id}/{c.seq} writes unknown column(s) "
-                            f"{', '.join(map(repr, unknown))} of {group['table']!r}"
-                        )
-        for table in tables:
+        groups = [g for key in ("put", "delete", "replaced") for g in c.payload.get(key, ())]
+        for table in (c.subject_table, *(g["table"] for g in groups)):
             if table not in SYNCED_TABLES or table not in self._families:
                 raise ValidationError(
                     f"change set {c.origin_id}/{c.seq} touches table {table!r}, which sync "
                     "does not write"
                 )
+        for group in c.payload.get("put", ()):
+            known = self._families[group["table"]]
+            unknown = [n for n in group["columns"] if n not in known]
+            if unknown:
+                raise ValidationError(
+                    f"change set {c.origin_id}/{c.seq} writes unknown column(s) "
+                    f"{', '.join(map(repr, unknown))} of {group['table']!r}"
+                )
+
+    def _check_values(self, c: ChangeSet) -> None:
+        """Every value a change set writes is one its column can hold on every
+        backend (the table description's codecs), checked before any statement
+        runs: the batch comes from another machine, and a backend left to
+        judge would refuse it in its own words, or store it where the other
+        refuses (text in an integer column, a NUL in text) or store it
+        differently (1.5 rounded into an integer)."""
+        for group in c.payload.get("put", ()):
+            table = BY_NAME.get(group["table"])
+            if table is None:
+                continue  # not a described table: _check_names refused it already
+            columns = group["columns"]
+            for values in group["rows"]:
+                try:
+                    table.check_stored(columns, values)
+                except ValidationError as exc:
+                    raise ValidationError(f"change set {c.origin_id}/{c.seq}: {exc}") from None
 
     def _reject(self, c: ChangeSet, reason: str) -> None:
         loser = {"provenance": provenance(c), "payload": c.payload, "reason": reason}
