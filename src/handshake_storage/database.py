@@ -522,9 +522,7 @@ class Database:
         if until is not None:
             where.append("written_at < ?")
             params.append(self._enc(check.timestamp(until, "until")))
-        limit = check.integer(limit, "limit")
-        if not 1 <= limit <= 1_000_000:
-            raise ValidationError("limit must be between 1 and 1000000")
+        limit = check.integer_between(limit, "limit", 1, 1_000_000)
         sql = PORTABLE.changes + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY hlc{C}, scope{C} LIMIT ?"
         with self._tx(SNAPSHOT) as s:
@@ -942,9 +940,7 @@ class Database:
     ) -> list[SearchHit]:
         workspace_id = check.identifier(workspace_id, "workspace id")
         parsed = search.parse(check.text(query, "query"))
-        limit = check.integer(limit, "limit")
-        if not 1 <= limit <= 10_000:
-            raise ValidationError("limit must be between 1 and 10000")
+        limit = check.integer_between(limit, "limit", 1, 10_000)
         offset = check.integer(offset, "offset")
         if not 0 <= offset <= 1_000_000:
             raise ValidationError("offset must be between 0 and 1000000")

@@ -71,6 +71,13 @@ def integer(value: Any, name: str) -> int:
     return value
 
 
+def integer_between(value: Any, name: str, low: int, high: int) -> int:
+    """An integer in ``[low, high]`` (limits, counts): one message everywhere."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError(f"{name} must be an integer between {low} and {high}")
+    return int(value)
+
+
 def non_negative_integer(value: Any, name: str) -> int:
     value = integer(value, name)
     if value < 0:

@@ -28,6 +28,7 @@ from handshake_storage import (
     NewNodeExecution,
     NewWorkspace,
     NotFoundError,
+    ValidationError,
     WriteActorKind,
     WriteContext,
     ledger,
@@ -390,3 +391,19 @@ def test_a_writer_waiting_on_a_scope_another_is_opening_gets_the_next_number(
     assert not errors
     mine = [(c.subject_id, c.seq) for c in db.changes(workspace_id="scope-x")]
     assert mine == [("one", 1), ("two", 2)]
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, "10", 1.0, 10**9])
+def test_every_limit_is_refused_with_one_message(db, bad) -> None:
+    """The reads that take a ``limit`` refuse a bad one alike: an integer
+    within the read's own bounds, named in the same words."""
+    reads = {
+        "changes": (lambda: db.changes(limit=bad), 1_000_000),
+        "conflicts": (lambda: db.conflicts(limit=bad), 100_000),
+        "export_changes": (lambda: db.export_changes({}, limit=bad), 100_000),
+        "search_blocks": (lambda: db.search_blocks("ws", "word", limit=bad), 10_000),
+    }
+    for name, (read, high) in reads.items():
+        with pytest.raises(ValidationError) as caught:
+            read()
+        assert str(caught.value) == f"limit must be an integer between 1 and {high}", name

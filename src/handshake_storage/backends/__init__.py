@@ -29,8 +29,7 @@ def check_options(opts: Options) -> None:
     SQLite ``statement_timeout``)."""
     if check.integer(opts.pool_size, "pool_size") < 1:
         raise ValidationError("pool_size must be at least 1")
-    if not 1 <= check.integer(opts.retry_attempts, "retry_attempts") <= 1000:
-        raise ValidationError("retry_attempts must be between 1 and 1000")
+    check.integer_between(opts.retry_attempts, "retry_attempts", 1, 1000)
     for name in ("pool_timeout", "connect_timeout", "busy_timeout", "lock_timeout"):
         value = check.number(getattr(opts, name), name)
         if not 0 < value < 10**6:

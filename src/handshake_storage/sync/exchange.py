@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import validation as check
 from ..backends.base import SNAPSHOT, WRITE, Adapter, Session
-from ..errors import ConflictError, StorageError, ValidationError
+from ..errors import ConflictError, StorageError
 from ..ledger import APPLIED, Ledger, change_from_row, stamp_parts
 from . import batch as batch_format
 from .merge import Merger
@@ -235,6 +236,4 @@ def record_peer(adapter: Adapter, q: Any, ledger: Ledger, peer: str, theirs: Vec
 
 
 def check_limit(limit: Any) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000:
-        raise ValidationError("limit must be an integer between 1 and 100000")
-    return limit
+    return check.integer_between(limit, "limit", 1, 100_000)
