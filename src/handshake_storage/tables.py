@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import keyword
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -202,13 +203,25 @@ def _no_constant(text: str) -> Any:
     raise ValueError(f"{text} is not JSON")
 
 
+#: Built once: json.loads with parse_constant builds a decoder per call.
+_STRICT_JSON = json.JSONDecoder(parse_constant=_no_constant)
+_UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+
+
 def _stored_json(value: Any, name: str) -> None:
     text = check.text(value, name)
+    if text == "{}":
+        return
     try:
-        document = json.loads(text, parse_constant=_no_constant)
+        document = _STRICT_JSON.decode(text)
     except (ValueError, RecursionError):
         raise ValidationError(f"{name} is not valid JSON text") from None
     check.json_text(document, name)  # what the API would have refused
+
+
+def _stored_uuid(value: Any, name: str) -> None:
+    if type(value) is not str or _UUID_TEXT.match(value) is None:  # not the form we write
+        check.uuid(value, name)
 
 
 #: Codec kind -> the check of a stored value as a change set's row carries
@@ -218,6 +231,7 @@ _STORED_CHECKS: dict[str, Callable[[Any, str], None]] = {
     "timestamp": _stored_timestamp,
     "boolean": _stored_boolean,
     "json": _stored_json,
+    "uuid": _stored_uuid,
 }
 
 
