@@ -384,8 +384,16 @@ class Queries:
         f"SELECT {CHANGE} FROM sync_changes WHERE origin_id = ? AND scope = ? AND seq > ? "
         "ORDER BY seq LIMIT ?"
     )
-    # An advance is conditional on the mark read at the start: a concurrent
-    # importer that moved it makes the batch retry (rowcount 0).
+    # An import claims the marks of the (origin, scope)s its batch carries
+    # before it decides anything: locked in (origin, scope) order, so an
+    # importer of the same change sets waits for the first one's commit, then
+    # reads them applied ({pairs}: one "(?, ?)" per mark).
+    sync_claim_marks: str = (
+        "SELECT origin_id, scope, seq FROM sync_counters WHERE (origin_id, scope) IN ({pairs}) "
+        "ORDER BY origin_id{C}, scope{C}{for_update}"
+    )
+    # An advance is conditional on the mark claimed at the start (a check:
+    # nothing else moves a claimed mark before the commit).
     sync_advance: str = (
         "UPDATE sync_counters SET seq = ? WHERE origin_id = ? AND scope = ? AND seq = ?"
     )

@@ -33,7 +33,7 @@ from handshake_storage import (
     NewWorkspace,
     open_database,
 )
-from handshake_storage.sync import ImportReport, SyncReport, sync_databases
+from handshake_storage.sync import ImportReport, SyncReport, exchange, sync_databases
 
 T = TypeVar("T")
 
@@ -56,6 +56,20 @@ def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[Databa
 @pytest.fixture(params=TRIPLES, ids=["-".join(t) for t in TRIPLES])
 def triple(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[Database]]:
     yield from replicas(request, tmp_path, request.param)
+
+
+@pytest.fixture
+def import_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the import transactions run (first runs and retries alike)."""
+    runs: list[int] = []
+    real = exchange._import_once
+
+    def counted(*args: Any) -> ImportReport:
+        runs.append(1)  # list.append is atomic: threads may call at once
+        return real(*args)
+
+    monkeypatch.setattr(exchange, "_import_once", counted)
+    return runs
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -180,7 +194,7 @@ def of_origin(db: Database, origin: str) -> dict[tuple[str, str], int]:
 
 
 def test_concurrent_syncs_of_one_pair_apply_every_change_set_exactly_once(
-    pair: list[Database],
+    pair: list[Database], import_runs: list[int]
 ) -> None:
     a, b = pair
     seed(a, "wa")
@@ -195,7 +209,11 @@ def test_concurrent_syncs_of_one_pair_apply_every_change_set_exactly_once(
         # large batches, so the imports of one sync overlap those of others
         return sync_databases(*urls, batch_size=5 if i % 2 else 500)
 
+    del import_runs[:]
     reports = together(4, one_sync)
+    # Importers of the same change sets wait for each other (the marks are
+    # claimed first) instead of failing and retrying: one run per batch.
+    assert len(import_runs) == sum(r.batches for r in reports)
     # Each change set was applied by exactly one of the syncs, in each direction.
     assert sum(r.pushed.applied + r.pushed.rejected for r in reports) == made_a
     assert sum(r.pulled.applied + r.pulled.rejected for r in reports) == made_b
@@ -246,7 +264,7 @@ def test_concurrent_sync_processes_of_one_pair_apply_every_change_set_exactly_on
 
 
 def test_one_batch_imported_by_several_threads_at_once_is_applied_by_exactly_one(
-    pair: list[Database],
+    pair: list[Database], import_runs: list[int]
 ) -> None:
     a, b = pair
     seed(a, "wa")
@@ -264,6 +282,7 @@ def test_one_batch_imported_by_several_threads_at_once_is_applied_by_exactly_one
     try:
         # two threads share the test's Database, two have their own
         importers = [b, b, *others]
+        del import_runs[:]
         reports: list[ImportReport] = together(4, lambda i: importers[i].import_changes(batch))
     finally:
         for db in others:
@@ -273,6 +292,8 @@ def test_one_batch_imported_by_several_threads_at_once_is_applied_by_exactly_one
     (winner,) = winners
     assert winner.applied + winner.rejected == count and winner.skipped == 0
     assert all(r.skipped == count and r.conflicts == 0 for r in reports if r is not winner)
+    # the others waited for the winner's commit, then skipped: none had to retry
+    assert len(import_runs) == 4
     # nothing doubled: the ledger holds each once, the log each loss once
     assert len(b.conflicts(limit=100_000)) == conflicts_before + winner.conflicts
     assert winner.conflicts > 0

@@ -22,6 +22,7 @@ from .. import validation as check
 from ..backends.base import SNAPSHOT, WRITE, Adapter, Session
 from ..errors import ConflictError, StorageError
 from ..ledger import APPLIED, Ledger, change_from_row, stamp_parts
+from ..queries import PORTABLE
 from . import batch as batch_format
 from .merge import Merger
 
@@ -30,6 +31,9 @@ Vector = dict[str, dict[str, int]]
 #: Change sets applied together (read up front, written in one go: merge.py);
 #: bounds the memory an import holds beyond its batch.
 CHUNK_SIZE = 500
+
+#: Most (origin, scope) marks claimed by one statement.
+CLAIM_SLICE = 250
 
 #: Attempts of one import batch that meets a concurrent importer or a
 #: serialization failure before the ConflictError surfaces.
@@ -167,7 +171,7 @@ def _import_once(
     report = ImportReport()
     with adapter.transaction(WRITE) as s:
         replica = _require(ledger, s, adapter)
-        marks = {(o, sc): n for o, sc, n in s.execute(q.sync_counters).fetchall()}
+        marks = _claim(adapter, s, q, replica, changes)
         merger = make_merger(s)
         advanced: dict[tuple[str, str], int] = {}
         placed: dict[str, int] = defaultdict(int)
@@ -200,6 +204,34 @@ def _import_once(
     return report
 
 
+def _claim(
+    adapter: Adapter, s: Session, q: Any, replica: str, changes: Sequence[Any]
+) -> dict[tuple[str, str], int]:
+    """The applied marks, those of the batch's (origin, scope)s claimed first.
+
+    Each of them is locked (``FOR UPDATE``; opened at 0 if this replica has
+    none yet, which waits for a concurrent opener) in (origin, scope) order
+    before any content row: a second importer of the same change sets waits
+    here for the first one's commit and then reads them as applied (skips
+    them), instead of merging them again and failing at the end. The local
+    origin's marks are not claimed (an import never moves them; the positions
+    and clock of its rows are taken last, ``_place``), so API writes, which
+    lock content rows and then the local origin's row, never wait in a cycle
+    with an import."""
+    marks = {(o, sc): n for o, sc, n in s.execute(q.sync_counters).fetchall()}
+    wanted = sorted({(c.origin_id, c.scope) for c in changes if c.origin_id != replica})
+    missing = [(o, sc, 0) for o, sc in wanted if (o, sc) not in marks]
+    if missing:
+        s.executemany(q.sync_first_mark, missing)
+    for i in range(0, len(wanted), CLAIM_SLICE):
+        part = wanted[i : i + CLAIM_SLICE]
+        pairs = ", ".join(["(?, ?)"] * len(part))
+        sql = adapter.compile(PORTABLE.sync_claim_marks.replace("{pairs}", pairs))
+        for o, sc, n in s.execute(sql, [v for key in part for v in key]).fetchall():
+            marks[o, sc] = n
+    return marks
+
+
 def _place(
     s: Session, q: Any, ledger: Ledger, replica: str, scope: str, count: int, newest: str
 ) -> None:
@@ -226,13 +258,22 @@ def _advance(s: Session, q: Any, origin: str, scope: str, old: int | None, new: 
 
 
 def record_peer(adapter: Adapter, q: Any, ledger: Ledger, peer: str, theirs: Vector) -> None:
-    """Remember what ``peer`` had applied after a complete two-way sync."""
+    """Remember what ``peer`` had applied after a complete two-way sync.
+
+    The rows are written in (origin, scope) order, so two syncs recording the
+    same peer at once take the rows' locks in one order, and the transaction
+    runs through the retry rule (``Adapter.run``) like every other."""
     now = adapter.encode_timestamp(datetime.now(UTC))
-    rows = [(peer, o, sc, n, now) for sc, origins in theirs.items() for o, n in origins.items()]
-    with adapter.transaction(WRITE) as s:
+    rows = sorted(
+        (peer, o, sc, n, now) for sc, origins in theirs.items() for o, n in origins.items()
+    )
+
+    def work(s: Session) -> None:
         _require(ledger, s, adapter)
         if rows:
             s.executemany(q.sync_record_peer, rows)
+
+    adapter.run(WRITE, work)
 
 
 def check_limit(limit: Any) -> int:

@@ -34,8 +34,13 @@ class LedgerPruneReport:
 
 
 def prune(adapter: Adapter, q: Any, ledger: Ledger, dry_run: bool) -> LedgerPruneReport:
-    report = LedgerPruneReport(dry_run=dry_run)
-    with adapter.transaction(WRITE) as s:
+    """One transaction through the retry rule (``Adapter.run``): a deadlock
+    with another deleter of the same change sets (a second prune, a heartbeat
+    coalescing) runs it again from the start, with what is stable then. The
+    change sets are deleted in key order, so two prunes delete in one order."""
+
+    def work(s: Session) -> LedgerPruneReport:
+        report = LedgerPruneReport(dry_run=dry_run)
         if ledger.replica_id(s) is None:
             return report
         applied: dict[str, dict[tuple[str, str], int]] = defaultdict(dict)
@@ -63,12 +68,14 @@ def prune(adapter: Adapter, q: Any, ledger: Ledger, dry_run: bool) -> LedgerPrun
             marks[origin, scope] = max(marks.get((origin, scope), 0), seq)
         report.pruned = len(doomed)
         if not dry_run and doomed:
-            s.executemany(q.prune_delete, doomed)
+            s.executemany(q.prune_delete, sorted(doomed))
             s.executemany(
                 q.prune_mark,
                 [(o, sc, n) for (o, sc), n in sorted(marks.items())],
             )
-    return report
+        return report
+
+    return adapter.run(WRITE, work)
 
 
 def _live(adapter: Adapter, s: Session, subjects: set[tuple[str, str]]) -> set[tuple[str, str]]:
