@@ -412,3 +412,32 @@ def test_ledger_prune_during_syncs_loses_nothing_and_syncs_still_complete(
     b.update_block(BOB, "wa-b1", BlockUpdate(raw_content="after the prunes"))
     sync_databases(a, b)
     assert a.get_block("wa-b1").raw_content == "after the prunes"
+
+
+def test_a_sync_whose_cursor_a_prune_passed_meanwhile_is_not_told_to_re_copy(
+    pair: list[Database],
+) -> None:
+    """The interleaving behind test 4's rare failure, made deterministic: a
+    sync reads the receiver's vector once and carries it forward; meanwhile
+    another sync brings the receiver further and records it as a peer, and a
+    prune of the sender passes the first sync's cursor. The receiver is not
+    behind, so the first sync must go on (it used to get PrunedError)."""
+    a, b = pair
+    seed(a, "wa")
+    sync_databases(a, b)
+    sync_databases(a, b)  # peers recorded
+    for i in range(12):
+        a.update_block(ADA, "wa-b0", BlockUpdate(raw_content=f"a {i}"))
+    meanwhile: list[int] = []
+
+    def progress(direction: str, moved: int, batches: int) -> None:
+        if not meanwhile:  # after the first batch of the first sync's push
+            sync_databases(a, b)  # b now has everything, and a knows it
+            meanwhile.append(a.prune_ledger().pruned)
+
+    report = sync_databases(a, b, batch_size=1, progress=progress)
+    assert meanwhile[0] >= 10  # the prune passed the first sync's cursor
+    assert report.pushed.applied >= 1
+    assert sync_databases(a, b).moved == 0
+    assert content(a) == content(b)
+    assert b.get_block("wa-b0").raw_content == "a 11"

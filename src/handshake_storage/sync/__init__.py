@@ -156,7 +156,16 @@ def _one_way(
     result = report.pushed if name == "push" else report.pulled
     moved = 0
     while True:
-        batch = sender.export_changes(since, workspaces=workspaces, limit=batch_size)
+        try:
+            batch = sender.export_changes(since, workspaces=workspaces, limit=batch_size)
+        except PrunedError:
+            # ``since`` is this sync's own cursor. Another sync may have brought
+            # the receiver further meanwhile and recorded it as a peer, which is
+            # what let a prune of the sender pass the cursor: decide on what the
+            # receiver has applied now; only a receiver really behind is refused.
+            if not _catch_up(since, receiver.sync_vector(workspaces)):
+                raise
+            continue
         changes = batch["changes"]
         if not changes:
             break
@@ -174,6 +183,18 @@ def _one_way(
             progress(name, moved, report.batches)
         if batch["complete"]:
             break
+
+
+def _catch_up(since: Vector, current: Vector) -> bool:
+    """Raise ``since`` to ``current`` wherever it is behind; whether it moved."""
+    moved = False
+    for scope, origins in current.items():
+        mine = since.setdefault(scope, {})
+        for origin, seq in origins.items():
+            if seq > mine.get(origin, 0):
+                mine[origin] = seq
+                moved = True
+    return moved
 
 
 def _compare(a: Database, b: Database, workspaces: list[str] | None) -> list[TableCheck]:
