@@ -3,8 +3,9 @@
 A replica's *vector* maps scope -> origin -> the highest sequence number it
 has applied (``sync_counters``). Export sends what a vector lacks, in the
 order the sender applied it (local positions, causal by induction); import
-applies a batch in one transaction and advances the receiver's marks,
-conditionally, so two importers never both apply a change set.
+applies a batch in one transaction that claims (locks) the receiver's marks
+of what it brings before deciding anything, so two importers never both apply
+a change set: the second waits for the first and skips it.
 """
 
 from __future__ import annotations
