@@ -441,3 +441,69 @@ def test_a_sync_whose_cursor_a_prune_passed_meanwhile_is_not_told_to_re_copy(
     assert sync_databases(a, b).moved == 0
     assert content(a) == content(b)
     assert b.get_block("wa-b0").raw_content == "a 11"
+
+
+def test_a_prune_that_deadlocks_is_run_again_and_completes(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A real deadlock on PostgreSQL: another session holds the last change
+    set the prune deletes and, once the prune waits for it, asks for the
+    first one, which the prune holds. The prune waited first, so its own
+    deadlock check (``deadlock_timeout``) aborts it; the retry rule runs it
+    again and it completes (it used to raise ConflictError at once)."""
+    import psycopg
+
+    gen = replicas(request, tmp_path, ("postgresql", "postgresql"))
+    a, b = next(gen)
+    try:
+        seed(a, "wa")
+        for i in range(6):
+            a.update_block(ADA, "wa-b0", BlockUpdate(raw_content=f"a {i}"))
+        sync_databases(a, b)
+        sync_databases(a, b)  # b recorded as a peer: everything of a is stable
+        changes = a.changes(limit=100_000)
+        newest = {}
+        for ch in changes:
+            subject = (ch.subject_table, ch.subject_id)
+            if ch.hlc > newest.get(subject, ""):
+                newest[subject] = ch.hlc
+        doomed = sorted(
+            (ch.origin_id, ch.scope, ch.seq)
+            for ch in changes
+            if ch.hlc != newest[(ch.subject_table, ch.subject_id)]
+        )
+        assert len(doomed) >= 2 and a.prune_ledger(dry_run=True).pruned == len(doomed)
+        lock = "SELECT 1 FROM sync_changes WHERE origin_id = %s AND scope = %s AND seq = %s"
+        with (
+            psycopg.connect(url(a)) as other,
+            psycopg.connect(url(a), autocommit=True) as watch,
+        ):
+            other.execute(lock + " FOR UPDATE", doomed[-1])
+
+            def waiting() -> int:
+                q = (
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+                return watch.execute(q).fetchone()[0]  # type: ignore[index]
+
+            def prune(i: int) -> int:
+                if i == 0:
+                    return a.prune_ledger().pruned
+                deadline = time.monotonic() + JOIN_SECONDS
+                while not waiting():  # the prune holds the first, waits for the last
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
+                other.execute(lock + " FOR UPDATE", doomed[0])  # waits: a cycle
+                other.commit()
+                return 0
+
+            pruned, _ = together(2, prune)
+        assert pruned == len(doomed)
+        left = {(ch.origin_id, ch.scope, ch.seq) for ch in a.changes(limit=100_000)}
+        assert left.isdisjoint(doomed)
+        a.update_block(ADA, "wa-b0", BlockUpdate(raw_content="after"))
+        sync_databases(a, b)
+        assert b.get_block("wa-b0").raw_content == "after"
+    finally:
+        next(gen, None)
