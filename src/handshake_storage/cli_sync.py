@@ -242,7 +242,7 @@ def ledger_changes(
     limit: int,
     as_json: bool,
 ) -> None:
-    """List change sets of the ledger, oldest stamp first."""
+    """List change sets of the ledger, oldest write first."""
     from .sync.batch import encode
 
     try:

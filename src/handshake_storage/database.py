@@ -499,9 +499,13 @@ class Database:
         until: datetime | None = None,
         limit: int = 1000,
     ) -> list[ChangeSet]:
-        """Change sets of the ledger, oldest stamp first, filtered by workspace,
-        AI job, actor and write time (``since`` inclusive, ``until`` exclusive).
-        ``changes(job_id=J)`` answers "what did AI job J change?"."""
+        """Change sets of the ledger, oldest write time first (the writer's
+        clock, ``written_at``; ties by stamp), filtered by workspace, AI job,
+        actor and write time (``since`` inclusive, ``until`` exclusive).
+        ``changes(job_id=J)`` answers "what did AI job J change?". Not by
+        stamp alone: each workspace has its own clock counter, so stamps of one
+        replica's writes to two workspaces within a millisecond do not follow
+        the order they were written in."""
         where: list[str] = []
         params: list[Any] = []
         if workspace_id is not None:
@@ -524,7 +528,7 @@ class Database:
             params.append(self._enc(check.timestamp(until, "until")))
         limit = check.integer_between(limit, "limit", 1, 1_000_000)
         sql = PORTABLE.changes + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY hlc{C}, scope{C} LIMIT ?"
+        sql += " ORDER BY written_at, hlc{C}, scope{C} LIMIT ?"
         with self._tx(SNAPSHOT) as s:
             if self._ledger.replica_id(s, create=False) is None:
                 return []

@@ -210,6 +210,22 @@ def test_changes_filters_by_workspace_job_actor_and_time(db) -> None:
     assert len(db.changes(limit=2)) == 2
 
 
+def test_changes_come_in_the_order_written_across_workspaces_within_one_millisecond(
+    db, monkeypatch
+) -> None:
+    """Each scope has its own clock counter: writes to a workspace and then to
+    the jobs' scope in one millisecond get stamps (T, 2) and (T, 0), so the
+    stamp order is not the write order; ``changes()`` is by write time."""
+    monkeypatch.setattr(ledger, "wall_clock_ms", lambda: 1_796_000_000_000)
+    ws = db.create_workspace(HUMAN, NewWorkspace("W"))
+    doc = db.create_document(HUMAN, NewDocument(ws.id, "D"))
+    db.create_block(HUMAN, NewBlock(doc.id, "p", 1, "x"))
+    new_job(db)
+    written = ["create_workspace", "create_document", "create_block", "create_ai_job"]
+    assert [c.operation for c in db.changes()] == written
+    assert [c.operation for c in sorted(db.changes(), key=lambda c: c.hlc)] != written
+
+
 def test_every_database_gets_its_own_replica_id_and_copy_gives_a_new_one(databases) -> None:
     first = databases.open(databases.url(migrated=False))
     first.run_migrations()
