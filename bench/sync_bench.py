@@ -5,7 +5,10 @@
 1. Writes with the ledger vs the same writes without it: the same API calls
    on a database migrated to the latest version and on one migrated to the
    version before the ledger (no ledger tables: the append is skipped),
-   taking turns repeat by repeat; medians and ratios per backend.
+   taking turns repeat by repeat; medians and ratios per backend. Beside it,
+   the baseline: the raw floor's creates and updates (``bench.impl_raw``)
+   with its change ledger (the same SQL, tables and indexes) and without it,
+   which is the least the same ledger can cost a write here.
 2. Applying N change sets of a mixed workload (creates, updates, block
    replacements, deletes, jobs) SQLite -> PostgreSQL and PostgreSQL ->
    SQLite: change sets per second, beside the raw floor applying the same
@@ -44,6 +47,7 @@ from handshake_storage.migrator import load_migrations
 from handshake_storage.sync import sync_databases
 
 from .env import Backend, PostgresServer, make_workdir
+from .impl_raw import RawImpl
 from .sync_floor import RawApplier
 
 HUMAN = WriteContext.human("bench")
@@ -111,6 +115,44 @@ def bench_writes(backend: Backend, repeats: int) -> tuple[float, float]:
             with open_database(url) as db:
                 db.run_migrations(version)
                 into.append(timed(lambda db=db: write_workload(db)))
+            backend.drop(url)
+    return statistics.median(with_ledger), statistics.median(without)
+
+
+def floor_write_workload(impl: RawImpl, n: int = 200) -> None:
+    """The creates and updates of ``write_workload``, by the raw floor."""
+    impl.create_workspace("ws", "bench")
+    impl.create_document("doc", "ws", "doc")
+    for i in range(n):
+        impl.create_block("doc", f"b{i}", "p", i, f"word {i} text")
+    for i in range(n):
+        impl.update_block(f"b{i}", f"edited {i}")
+
+
+def without_ledger(impl: RawImpl) -> None:
+    """The floor with its ledger work taken out: no append, and the reads a
+    change set needs replaced by a constant row of the same shape."""
+    mark = "%s::text" if impl.pg else "?"
+    impl.ledger.append = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    impl.ledger.document_seen = f"SELECT 'ws', 'x' WHERE {mark} IS NOT NULL OR TRUE"
+    impl.ledger.block_seen = f"SELECT 'b', 'x', 'ws', 'x' WHERE {mark} IS NOT NULL OR TRUE"
+
+
+def bench_floor_writes(backend: Backend, repeats: int) -> tuple[float, float]:
+    """What the same change ledger costs the raw floor's writes (same SQL,
+    tables and indexes): the least any implementation of it can cost here."""
+    with_ledger, without = [], []
+    for rep in range(repeats):
+        order = ((with_ledger, True), (without, False))
+        for into, keep in order if rep % 2 == 0 else order[::-1]:
+            url = backend.new_url()
+            impl = RawImpl(backend.name, url)
+            try:
+                if not keep:
+                    without_ledger(impl)
+                into.append(timed(lambda impl=impl: floor_write_workload(impl)))
+            finally:
+                impl.close()
             backend.drop(url)
     return statistics.median(with_ledger), statistics.median(without)
 
@@ -199,6 +241,12 @@ def main() -> None:
                 f"| {b.name} writes with / without ledger (median of {args.repeats}) | "
                 f"{with_l * 1000:.0f} ms / {without * 1000:.0f} ms = {with_l / without:.2f}x "
                 "| <= 1.15x |"
+            )
+            floor_with, floor_without = bench_floor_writes(b, args.repeats)
+            print(
+                f"| {b.name} raw floor's creates and updates with / without the same ledger "
+                f"(median of {args.repeats}) | {floor_with * 1000:.0f} ms / "
+                f"{floor_without * 1000:.0f} ms = {floor_with / floor_without:.2f}x | baseline |"
             )
         for src, dst, target in ((sqlite, postgresql, 2000), (postgresql, sqlite, 5000)):
             # a quarter of the size first: RSS growth that follows N shows at N
