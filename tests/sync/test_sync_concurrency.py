@@ -190,6 +190,16 @@ def of_origin(db: Database, origin: str) -> dict[tuple[str, str], int]:
     return {k: n for k, n in per_origin(db).items() if k[0] == origin}
 
 
+def synced_then_edited(a: Database, b: Database, *, both: bool = True) -> tuple[int, int]:
+    """Each side seeds its workspace, one sync shares them, then fresh edits
+    on ``a`` (and on ``b``, with ``both``): the change sets each then made."""
+    seed(a, "wa")
+    seed(b, "wb")
+    sync_databases(a, b)
+    made_a = fresh_edits(a, "wa", "wb", "a")
+    return made_a, fresh_edits(b, "wb", "wa", "b") if both else 0
+
+
 # -- 1. several syncs of one pair at once -------------------------------------------------
 
 
@@ -197,11 +207,7 @@ def test_concurrent_syncs_of_one_pair_apply_every_change_set_exactly_once(
     pair: list[Database], import_runs: list[int]
 ) -> None:
     a, b = pair
-    seed(a, "wa")
-    seed(b, "wb")
-    sync_databases(a, b)
-    made_a = fresh_edits(a, "wa", "wb", "a")
-    made_b = fresh_edits(b, "wb", "wa", "b")
+    made_a, made_b = synced_then_edited(a, b)
     urls = url(a), url(b)
 
     def one_sync(i: int) -> SyncReport:
@@ -237,11 +243,7 @@ def test_concurrent_sync_processes_of_one_pair_apply_every_change_set_exactly_on
     pair: list[Database],
 ) -> None:
     a, b = pair
-    seed(a, "wa")
-    seed(b, "wb")
-    sync_databases(a, b)
-    made_a = fresh_edits(a, "wa", "wb", "a")
-    made_b = fresh_edits(b, "wb", "wa", "b")
+    made_a, made_b = synced_then_edited(a, b)
     ctx = multiprocessing.get_context("spawn")
     barrier, out = ctx.Barrier(3), ctx.Queue()
     procs = [
@@ -267,10 +269,7 @@ def test_one_batch_imported_by_several_threads_at_once_is_applied_by_exactly_one
     pair: list[Database], import_runs: list[int]
 ) -> None:
     a, b = pair
-    seed(a, "wa")
-    seed(b, "wb")
-    sync_databases(a, b)
-    fresh_edits(a, "wa", "wb", "a")
+    synced_then_edited(a, b, both=False)
     # b's own concurrent edits of the same rows: the batch has field conflicts
     for i in range(4):
         b.update_block(BOB, f"wb-b{i}", BlockUpdate(raw_content=f"b edit {i}"))
