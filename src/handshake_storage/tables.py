@@ -387,7 +387,9 @@ class Table:
         change set's ``put`` rows carry them): see :meth:`Column.check_stored`."""
         by_name = self.by_name
         for name, value in zip(columns, values, strict=True):
-            by_name[name].check_stored(value, f"{self.name}.{name}")
+            column = by_name.get(name)
+            if column is not None:  # a live column the description lacks has no codec to ask
+                column.check_stored(value, f"{self.name}.{name}")
 
     def undecodable(self, column: str, row: Sequence[Any], raw: Any) -> CorruptDataError:
         """The error for ``row``'s stored ``column`` value ``raw`` that cannot be decoded."""

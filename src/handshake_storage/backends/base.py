@@ -515,7 +515,10 @@ class Adapter(ABC):
         ``work`` must be safe to run again: database work through the session
         only, anything else it does repeatable (each run starts from the
         beginning; the earlier runs were rolled back). An AUTOCOMMIT ``work``
-        runs one statement. The ledger/sync code runs its transactions here.
+        runs one statement. The API's writes and reads run here, and so do
+        ``ledger prune`` and peer recording; a sync import keeps its own
+        whole-batch loop (``sync/exchange.py``, its own checks raise
+        ConflictError), and the ledger's reads run once.
         """
         conflicts = reconnects = 0
         while True:

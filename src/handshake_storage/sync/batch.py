@@ -50,7 +50,6 @@ from ..ledger import (
     stamp_parts,
 )
 from ..models import WriteActorKind
-from ..validation import INT64_MAX
 
 FORMAT = "handshake-storage/changes"
 VERSION = 1
@@ -126,7 +125,7 @@ def _decode_change(index: int, raw: Any) -> ChangeSet:
             if not isinstance(raw[name], str) or not raw[name]:
                 raise ValidationError(f"{where}: {name} must be non-empty text")
         seq = raw["seq"]
-        if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= INT64_MAX:
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= check.INT64_MAX:
             raise ValidationError(f"{where}: seq must be a positive 64-bit integer")
         workspace = raw["workspace"]
         if workspace is not None and (not isinstance(workspace, str) or not workspace):
