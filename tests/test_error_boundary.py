@@ -217,5 +217,9 @@ def test_a_failure_of_another_statement_is_not_reported_as_the_inserted_row(
             assert exc.table == "sync_changes", (db.backend, exc)
             assert "already exists" not in str(exc), (db.backend, exc)
             assert db.list_documents("ws") == []
+            # nothing of the failed append is left on a session: the next
+            # write commits its own
+            after = db.create_workspace(HUMAN, NewWorkspace("w2", id="ws2"))
+            assert [c.subject_id for c in db.changes(workspace_id="ws2")] == [after.id]
             seen.append(str(exc))
         assert seen[0] == seen[1]

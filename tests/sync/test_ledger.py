@@ -423,3 +423,66 @@ def test_every_limit_is_refused_with_one_message(db, bad) -> None:
         with pytest.raises(ValidationError) as caught:
             read()
         assert str(caught.value) == f"limit must be an integer between 1 and {high}", name
+
+
+def test_a_deadlock_on_the_ledger_append_runs_the_write_again(databases) -> None:
+    """A real deadlock on PostgreSQL at the ledger's append: another session
+    holds the scope's counter row and, once the write waits for it (the
+    append comes last, after the block's UPDATE), asks for the block the
+    write updated. The write waited first, so its own deadlock check aborts
+    it; the retry rule runs it again, and it lands once: one change set,
+    numbers without a gap, the content written."""
+    db = databases.open()
+    if db.backend != "postgresql":
+        pytest.skip("SQLite serializes writers: no deadlock between two of them")
+    ws = db.create_workspace(HUMAN, NewWorkspace("W"))
+    doc = db.create_document(HUMAN, NewDocument(ws.id, "T"))
+    block = db.create_block(HUMAN, NewBlock(doc.id, "p", 1, "x"))
+    adapter = db._adapter
+    begun = []
+    begin = adapter.begin
+
+    def counting_begin(conn, mode):
+        begun.append(threading.current_thread().name)
+        begin(conn, mode)
+
+    other = adapter.transaction()
+    s = other.__enter__()
+    try:
+        s.execute(
+            adapter.compile(
+                "SELECT seq FROM sync_counters WHERE scope = ? AND origin_id = ? FOR UPDATE"
+            ),
+            (ws.id, db.replica_id),
+        ).fetchone()
+        adapter.begin = counting_begin  # type: ignore[method-assign]
+        errors: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                db.update_block(HUMAN, block.id, BlockUpdate(raw_content="y"))
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        writer = threading.Thread(target=write, name="writer")
+        writer.start()
+        waiting = (
+            "SELECT COUNT(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        deadline = time.monotonic() + 60
+        while adapter.fetch(waiting, (), one=True)[0] < 1:  # the write waits at its append
+            assert time.monotonic() < deadline, "the write never waited for the counter row"
+            time.sleep(0.01)
+        s.execute(adapter.compile("SELECT 1 FROM blocks WHERE id = ? FOR UPDATE"), (block.id,))
+        other.__exit__(None, None, None)
+    except BaseException as exc:
+        other.__exit__(type(exc), exc, None)
+        raise
+    writer.join(60)
+    assert not writer.is_alive() and not errors, errors
+    assert begun.count("writer") >= 2  # the deadlock's victim ran again
+    assert db.get_block(block.id).raw_content == "y"
+    mine = db.changes(workspace_id=ws.id)
+    assert [c.operation for c in mine].count("update_block") == 1
+    assert sorted(c.seq for c in mine) == list(range(1, len(mine) + 1))
