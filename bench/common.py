@@ -208,7 +208,8 @@ class LedgerFloor:
     appends, with the least work — per write, the reads a change set needs
     (the scope and generation it was made against, the version an update
     overwrites), one ``UPDATE … RETURNING`` of the origin's counter and one
-    INSERT of the change set, whose payload holds the written rows' images
+    INSERT of the change set (one statement where the library's is one),
+    whose payload holds the written rows' images
     (the library's encoder, as the floor uses the library's search words).
     The SQL text is the library's, in the driver's parameter style."""
 
@@ -225,6 +226,7 @@ class LedgerFloor:
         self.delete_nodes = sql("delete_nodes_returning")
         self._latest, self._tick = sql("ledger_latest"), sql("ledger_tick")
         self._open, self._insert = sql("ledger_open_scope"), sql("ledger_insert")
+        self._append, self._combined = sql("ledger_append"), adapter.features.combines_statements
         self._enc, self._execute = adapter.encode_timestamp, execute
         row = execute(sql("ledger_replica"), ()).fetchone()
         if row is None:
@@ -245,36 +247,37 @@ class LedgerFloor:
         payload: dict[str, Any],
         event: str | None = None,
     ) -> None:
-        """One change set; ``event`` None: a job write (SYSTEM, a fresh event id)."""
+        """One change set; ``event`` None: a job write (SYSTEM, a fresh event id).
+        Where the library ticks and inserts in one statement (PostgreSQL:
+        ``queries.ledger_append``, a statement being a round trip), so does
+        the floor."""
         ex, replica = self._execute, self.replica
         wall = ledger.wall_clock_ms()
-        r = ex(self._tick, (wall, wall, wall, replica, scope)).fetchone()
+        tick = (wall, wall, wall, replica, scope)
+        kind, actor = (ACTOR_KIND, ACTOR_ID) if event is not None else ("SYSTEM", None)
+        change = (
+            event if event is not None else str(uuid.uuid4()),
+            kind,
+            actor,
+            None,
+            None,
+            operation,
+            subject[0],
+            subject[1],
+            ledger.APPLIED,
+            self._enc(now()),
+            ledger.encode_payload(payload),
+        )
+        first, params = (self._append, (*tick, *change)) if self._combined else (self._tick, tick)
+        r = ex(first, params).fetchone()
         if r is None:
             ex(self._open, (replica, scope, scope, scope))
-            r = ex(self._tick, (wall, wall, wall, replica, scope)).fetchone()
+            r = ex(first, params).fetchone()
+        if self._combined:
+            return
         seq, pos, hlc_wall, counter = r
-        kind, actor = (ACTOR_KIND, ACTOR_ID) if event is not None else ("SYSTEM", None)
-        ex(
-            self._insert,
-            (
-                replica,
-                scope,
-                seq,
-                pos,
-                ledger.stamp(hlc_wall, counter, replica),
-                event if event is not None else str(uuid.uuid4()),
-                kind,
-                actor,
-                None,
-                None,
-                operation,
-                subject[0],
-                subject[1],
-                ledger.APPLIED,
-                self._enc(now()),
-                ledger.encode_payload(payload),
-            ),
-        )
+        hlc = ledger.stamp(hlc_wall, counter, replica)
+        ex(self._insert, (replica, scope, seq, pos, hlc, *change))
 
 
 put, removed, GLOBAL_SCOPE = ledger.put, ledger.removed, ledger.GLOBAL_SCOPE
