@@ -281,5 +281,25 @@ def ledger_prune(ctx: Context, dry_run: bool, as_json: bool) -> None:
     emit(as_json, {**report.__dict__, "at": datetime.now(UTC).isoformat()}, human)
 
 
+@ledger.command("reidentify")
+@json_option
+@uses_database
+def ledger_reidentify(ctx: Context, as_json: bool) -> None:
+    """Give this database a new replica id (a file cloned with cp, not copy).
+
+    A clone made outside the library has its original's id, so the two
+    cannot sync; this gives it its own, as ``copy`` gives its target one.
+    Its ledger keeps its origins, so it then syncs incrementally with the
+    original. Run it on the clone, never on the original."""
+    with reported(), ctx.open(create=False) as db:
+        previous = db.replica_id
+        replica = db.reidentify()
+
+    def human() -> None:
+        click.echo(f"replica: {replica} (was {previous})")
+
+    emit(as_json, {"replica_id": replica, "previous_replica_id": previous}, human)
+
+
 #: What ``cli.py`` adds to the ``handshake-storage`` group.
 COMMANDS = (sync, conflicts, ledger)

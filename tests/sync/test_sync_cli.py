@@ -147,3 +147,44 @@ def test_a_database_migrated_by_the_cli_has_its_replica_id_for_read_only_command
         assert s.execute("SELECT COUNT(*) FROM sync_replica").fetchone()[0] == 0
     code, _, err = cli("conflicts", "list", "--database-url", url, env={})
     assert code == 0, err
+
+
+def test_a_file_cloned_with_cp_gets_its_own_replica_id_from_ledger_reidentify(
+    laptop_and_server, tmp_path
+) -> None:
+    """A laptop file copied with ``cp`` is the same replica as its original:
+    sync refuses the pair and names the command that fixes it; ``ledger
+    reidentify`` on the clone gives it a new id (JSON: the new and the
+    previous one), after which the two sync incrementally both ways. On a
+    file that is not there it is an error and creates nothing."""
+    import shutil
+
+    laptop_url, _ = laptop_and_server
+    laptop_path = laptop_url.removeprefix("sqlite:///")
+    if not laptop_url.startswith("sqlite:///"):
+        pytest.skip("cp clones a file")
+    clone_url = f"sqlite:///{tmp_path / 'clone.db'}"
+    shutil.copyfile(laptop_path, tmp_path / "clone.db")
+    code, _, err = cli("sync", laptop_url, clone_url, env={})
+    assert code == 1 and "same replica" in err and "ledger reidentify" in err, err
+    with open_database(laptop_url) as laptop:
+        original = laptop.replica_id
+    code, out, err = cli("ledger", "reidentify", "--database-url", clone_url, "--json", env={})
+    assert code == 0, err
+    body = json.loads(out)
+    assert body["ok"] is True and body["previous_replica_id"] == original
+    assert body["replica_id"] not in (original, None)
+    with open_database(clone_url) as clone:
+        assert clone.replica_id == body["replica_id"]
+        clone.update_block(BOB, "b1", BlockUpdate(raw_content="Ship on Monday"))
+    with open_database(laptop_url) as laptop:
+        assert laptop.replica_id == original  # the original keeps its id
+    code, out, err = cli("sync", laptop_url, clone_url, "--json", env={})
+    assert code == 0, err
+    moved = json.loads(out)
+    assert moved["pulled"]["applied"] == 1 and moved["pushed"]["applied"] == 0, moved
+    with open_database(laptop_url) as laptop:
+        assert laptop.get_block("b1").raw_content == "Ship on Monday"
+    missing = tmp_path / "typo.db"
+    code, _, err = cli("ledger", "reidentify", "--database-url", f"sqlite:///{missing}", env={})
+    assert code == 1 and err.startswith("error: ") and not missing.exists(), err

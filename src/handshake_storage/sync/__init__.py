@@ -115,7 +115,8 @@ def sync_databases(
         if db_a.replica_id == db_b.replica_id:
             raise ValidationError(
                 "both databases are the same replica (the same database, or a file cloned "
-                "outside the library: give the clone its own id with Database.reidentify)"
+                "outside the library: give the clone its own id with "
+                "`handshake-storage ledger reidentify` or Database.reidentify)"
             )
         report = SyncReport(db_a.url, db_b.url, direction, workspaces, dry_run)
         if direction in ("both", "push"):
