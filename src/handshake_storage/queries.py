@@ -435,12 +435,12 @@ class Queries:
     )
     merge_stamp_of_event: str = "SELECT hlc FROM sync_changes WHERE edit_event_id = ?"
     merge_change_by_event: str = (
-        "SELECT origin_id, seq, hlc, operation, actor_kind, actor_id, job_id, workflow_id "
-        "FROM sync_changes WHERE edit_event_id = ?"
+        "SELECT origin_id, seq, hlc, operation, actor_kind, actor_id, job_id, workflow_id, "
+        "written_at FROM sync_changes WHERE edit_event_id = ?"
     )
     merge_subject_changes: str = (
         "SELECT hlc, edit_event_id, operation, actor_kind, actor_id, job_id, workflow_id, "
-        "payload, origin_id, seq FROM sync_changes "
+        "payload, origin_id, seq, written_at FROM sync_changes "
         "WHERE subject_table = ? AND subject_id = ? AND status = 'applied'"
     )
     merge_log_conflict: str = (
@@ -453,10 +453,16 @@ class Queries:
     )
     merge_subjects_changes: str = (
         "SELECT hlc, edit_event_id, operation, actor_kind, actor_id, job_id, workflow_id, "
-        "payload, origin_id, seq, subject_id FROM sync_changes "
+        "payload, origin_id, seq, written_at, subject_id FROM sync_changes "
         "WHERE subject_table = ? AND status = 'applied' AND subject_id IN ({ids})"
     )
     merge_delete_search_rows: str = "DELETE FROM block_search WHERE block_id IN ({ids})"
+    # The scope's applied change sets that removed rows ({ids}: the removing
+    # operations): who won over an edit of a row that is gone.
+    merge_scope_removals: str = (
+        "SELECT hlc, edit_event_id, payload FROM sync_changes "
+        "WHERE scope = ? AND status = 'applied' AND operation IN ({ids})"
+    )
 
     def compiled_for(self, compiler: Compiler) -> Queries:
         """This set of queries in ``compiler``'s dialect."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import datetime
 
 import pytest
 from sync_support import ADA, BOB, PAIRS, content, replicas
@@ -136,6 +137,53 @@ def test_the_later_stamp_wins_a_field_and_the_loser_is_logged_and_restorable(pai
     assert b.get_block("b1").raw_content == "ada's version"
     with pytest.raises(Exception, match="already restored"):
         a.restore_conflict(ADA, entry.id)
+
+
+PROVENANCE = {
+    "origin_id", "seq", "hlc", "edit_event_id", "operation", "actor_kind", "actor_id",
+    "job_id", "workflow_id", "written_at",
+}  # fmt: skip
+
+
+def test_both_sides_of_every_conflict_carry_the_same_complete_provenance(pair) -> None:
+    """Whichever side of a conflict a change set is on (the loser or the
+    winner), whichever replica logged it, and whether it arrived in the
+    batch or was already in the receiver's ledger: its provenance in the log
+    has the same fields with the same values as the ledger's change set
+    (written_at included). Field, stale-generation and delete conflicts."""
+    a, b = pair
+    seeded(a)
+    two_way(a, b)
+    a.update_block(ADA, "b1", BlockUpdate(raw_content="ada's version"))
+    b.update_block(BOB, "b1", BlockUpdate(raw_content="bob's version"))  # later: wins
+    a.update_block(ADA, "b2", BlockUpdate(raw_content="against the old generation"))
+    b.replace_blocks(BOB, "doc", [NewBlock("doc", "p", 0, "new generation", id="n0")])
+    two_way(a, b)
+    b.create_document(BOB, NewDocument("ws", "Gone", id="gone"))
+    b.create_block(BOB, NewBlock("gone", "p", 0, "child", id="g0"))
+    two_way(a, b)
+    b.update_block(BOB, "g0", BlockUpdate(raw_content="edited as it was deleted"))
+    a.delete_document(ADA, "gone")
+    two_way(a, b)
+    ledger_of = {
+        str(c.edit_event_id): {
+            "origin_id": c.origin_id, "seq": c.seq, "hlc": c.hlc,
+            "edit_event_id": str(c.edit_event_id), "operation": c.operation,
+            "actor_kind": c.actor_kind.value, "actor_id": c.actor_id,
+            "job_id": None if c.job_id is None else str(c.job_id),
+            "workflow_id": None if c.workflow_id is None else str(c.workflow_id),
+            "written_at": c.written_at,
+        }
+        for c in a.changes(limit=100_000)
+    }  # fmt: skip
+    logged = a.conflicts() + b.conflicts()
+    assert {e.kind for e in logged} >= {"field", "stale_generation", "deleted"}, logged
+    for entry in logged:
+        for side in (entry.loser_provenance, entry.winner_provenance):
+            assert set(side) == PROVENANCE, (entry.kind, side)
+            expected = ledger_of[side["edit_event_id"]]
+            got = {**side, "written_at": datetime.fromisoformat(side["written_at"])}
+            assert got == expected, (entry.kind, side)
 
 
 def test_concurrent_replacements_leave_one_whole_generation(pair) -> None:

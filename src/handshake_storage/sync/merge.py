@@ -63,6 +63,10 @@ RULES = {
     "update_canvas_graph": GENERATION,
 }
 
+#: The operations whose change sets remove rows; their payload lists every
+#: key removed ("delete", cascades included; a generation's "replaced").
+REMOVING = tuple(sorted(op for op, rule in RULES.items() if rule in (DELETE, GENERATION)))
+
 #: Operations that carry a WriteContext, checked by the guard on receipt.
 GUARDED = frozenset(
     {
@@ -135,8 +139,19 @@ def _entry(table: str, key: str, r: Sequence[Any]) -> _Entry:
                     columns.update(zip(group["columns"][1:], values[1:], strict=True))
     keys = ("hlc", "edit_event_id", "operation", "actor_kind", "actor_id", "job_id")
     prov = {**dict(zip(keys, r[:6], strict=True)), "workflow_id": r[6]}
-    prov.update(origin_id=r[8], seq=r[9])
+    prov.update(origin_id=r[8], seq=r[9], written_at=r[10])
     return _Entry(r[0], str(r[1]), payload.get("prev"), columns, prov)
+
+
+def _note_removed(
+    known: dict[tuple[str, str], tuple[str, str]], stamp: str, event: str, payload: dict[str, Any]
+) -> None:
+    """Record the keys a change set removed, keeping the newest remover."""
+    for group in (*payload.get("delete", ()), *payload.get("replaced", ())):
+        for r in group["rows"]:
+            key = (group["table"], r[0])
+            if key not in known or stamp > known[key][0]:
+                known[key] = (stamp, event)
 
 
 def provenance(c: ChangeSet) -> dict[str, Any]:
@@ -150,7 +165,7 @@ def provenance(c: ChangeSet) -> dict[str, Any]:
         "actor_id": c.actor_id,
         "job_id": None if c.job_id is None else str(c.job_id),
         "workflow_id": None if c.workflow_id is None else str(c.workflow_id),
-        "written_at": c.written_at.isoformat(" ", "microseconds"),
+        "written_at": c.written_at,  # text in the log, as every timestamp there
     }
 
 
@@ -193,6 +208,10 @@ class Merger:
         self._stamps: dict[str, str] = {}
         self._subjects: dict[tuple[str, str], list[_Entry]] = {}
         self._mine: dict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
+        # per scope, read when first needed: (table, key) -> (stamp, event) of
+        # the newest applied change set that removed the row
+        self._deleters: dict[str, dict[tuple[str, str], tuple[str, str]]] = {}
+        self._removals: list[ChangeSet] = []  # the chunk's applied removing change sets
         self.conflicts = 0
 
     # -- plumbing -----------------------------------------------------------------------
@@ -304,7 +323,12 @@ class Merger:
         if r is None:
             return {"edit_event_id": event}
         keys = ("origin_id", "seq", "hlc", "operation", "actor_kind", "actor_id", "job_id")
-        return {**dict(zip(keys, r[:7], strict=True)), "workflow_id": r[7], "edit_event_id": event}
+        return {
+            **dict(zip(keys, r[:7], strict=True)),
+            "workflow_id": r[7],
+            "written_at": r[8],
+            "edit_event_id": event,
+        }
 
     def _image(self, table: str, key: str) -> dict[str, Any] | None:
         columns = list(self._families[table])
@@ -331,6 +355,8 @@ class Merger:
         self._stamps.clear()
         self._subjects.clear()
         self._mine.clear()
+        self._deleters.clear()
+        self._removals.clear()
         return statuses
 
     def _check(self, c: ChangeSet) -> None:
@@ -402,7 +428,7 @@ class Merger:
                 for key in part:
                     self._subjects[(table, key)] = []
                 for r in self._run(sql, (table, *part)).fetchall():
-                    self._subjects[(table, r[10])].append(_entry(table, r[10], r[:10]))
+                    self._subjects[(table, r[11])].append(_entry(table, r[11], r[:11]))
 
     def _append(self, c: ChangeSet, status: str, position: int) -> None:
         """The change set's ledger row, with its provenance untouched."""
@@ -443,14 +469,19 @@ class Merger:
             c.actor_id,
             job,
             workflow,
+            c.written_at,
         )
         if status == APPLIED:
             # as merge_subject_changes reads it, with the payload parsed
             entry = (c.hlc, event, c.operation, kind, c.actor_id, job, workflow, c.payload)
             subject = (c.subject_table, c.subject_id)
-            self._mine[subject].append((*entry, c.origin_id, c.seq))
+            self._mine[subject].append((*entry, c.origin_id, c.seq, c.written_at))
             if subject in self._subjects:
                 self._subjects[subject].append(_entry(*subject, self._mine[subject][-1]))
+            if c.operation in REMOVING:
+                self._removals.append(c)
+                if c.scope in self._deleters:
+                    _note_removed(self._deleters[c.scope], c.hlc, event, c.payload)
 
     # -- the rules ----------------------------------------------------------------------
 
@@ -510,6 +541,22 @@ class Merger:
         loser = {"provenance": provenance(c), "payload": c.payload, "reason": reason}
         self.log(c, REJECTED_KIND, c.subject_table, c.subject_id, loser, None)
 
+    def _deleter(self, c: ChangeSet, table: str, key: str) -> str | None:
+        """The edit_event_id of the local change set that removed ``table``/
+        ``key`` (itself, or with a parent it cascaded from): the winner over
+        an edit of a row that is gone. None if the ledger no longer has it."""
+        known = self._deleters.get(c.scope)
+        if known is None:
+            known = self._deleters[c.scope] = {}
+            sql = PORTABLE.merge_scope_removals.replace("{ids}", placeholders(len(REMOVING)))
+            for stamp, event, payload in self._run(sql, (c.scope, *REMOVING)).fetchall():
+                _note_removed(known, str(stamp), str(event), json.loads(payload))
+            for d in self._removals:  # the chunk's own, not in the database yet
+                if d.scope == c.scope:
+                    _note_removed(known, d.hlc, str(d.edit_event_id), d.payload)
+        found = known.get((table, key))
+        return None if found is None else found[1]
+
     def _lose(self, c: ChangeSet, kind: str, table: str, key: str, winner: str | None) -> None:
         loser = {"provenance": provenance(c), "payload": c.payload}
         self.log(c, kind, table, key, loser, {"provenance": self._local_provenance(winner)})
@@ -538,7 +585,8 @@ class Merger:
                 key = row["id"]
                 parent = PARENTS.get(table)
                 if parent is not None and not self._exists(parent[0], row[parent[1]]):
-                    self._lose(c, DELETED, table, key, None)
+                    winner = self._deleter(c, parent[0], row[parent[1]])
+                    self._lose(c, DELETED, table, key, winner)
                     continue
                 stale = self._stale_base(c, table, row)
                 if stale is not None:
@@ -568,7 +616,7 @@ class Merger:
         names = list(columns[1:])
         current = self._row(table, key, MERGE_LOCKS[0])
         if current is None:
-            self._lose(c, DELETED, table, key, None)
+            self._lose(c, DELETED, table, key, self._deleter(c, table, key))
             return
         prev = c.payload.get("prev")
         incoming = dict(zip(columns, values, strict=True))
@@ -714,7 +762,7 @@ class Merger:
         key = c.subject_id
         current = self._row(parent, key, MERGE_LOCKS[0])
         if current is None:
-            self._lose(c, DELETED, parent, key, None)
+            self._lose(c, DELETED, parent, key, self._deleter(c, parent, key))
             return
         generation = str(current["edit_event_id"])
         if c.hlc < self._stamp_of(generation):
