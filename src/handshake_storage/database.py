@@ -1365,7 +1365,15 @@ def _vector(value: Any) -> Vector:
         if not isinstance(scope, str) or not isinstance(origins, dict):
             raise ValidationError("a sync vector must be a dict of scope -> origin -> seq")
         for origin, seq in origins.items():
-            if not isinstance(origin, str) or isinstance(seq, bool) or not isinstance(seq, int):
-                raise ValidationError("a sync vector maps origin ids to sequence numbers")
+            if (
+                not isinstance(origin, str)
+                or isinstance(seq, bool)
+                or not isinstance(seq, int)
+                or not 0 <= seq <= check.INT64_MAX
+            ):
+                raise ValidationError(
+                    "a sync vector maps origin ids to sequence numbers "
+                    f"(integers from 0 to {check.INT64_MAX})"
+                )
         out[scope] = dict(origins)
     return out
