@@ -15,8 +15,9 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .. import validation as check
 from ..errors import ValidationError
-from .exchange import ImportReport, PrunedError, Vector
+from .exchange import ImportReport, PrunedError, Vector, check_limit
 
 if TYPE_CHECKING:  # database.py imports this package's modules
     from ..database import Database
@@ -105,6 +106,10 @@ def sync_databases(
     """
     if direction not in DIRECTIONS:
         raise ValidationError(f"direction must be one of {', '.join(DIRECTIONS)}")
+    dry_run, verify = check.boolean(dry_run, "dry_run"), check.boolean(verify, "verify")
+    batch_size = check_limit(batch_size, "batch_size")
+    if progress is not None and not callable(progress):
+        raise ValidationError(f"progress must be a callable or None, not {type(progress).__name__}")
     if workspaces is not None:
         if isinstance(workspaces, str) or not isinstance(workspaces, list | tuple):
             raise ValidationError("workspaces must be a list of workspace ids")

@@ -277,5 +277,9 @@ def record_peer(adapter: Adapter, q: Any, ledger: Ledger, peer: str, theirs: Vec
     adapter.run(WRITE, work)
 
 
-def check_limit(limit: Any) -> int:
-    return check.integer_between(limit, "limit", 1, 100_000)
+#: The most change sets one batch holds (export's ``limit``, sync's ``batch_size``).
+MAX_BATCH = 100_000
+
+
+def check_limit(limit: Any, name: str = "limit") -> int:
+    return check.integer_between(limit, name, 1, MAX_BATCH)
