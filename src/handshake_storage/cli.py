@@ -21,6 +21,7 @@ import click
 from . import __version__, cli_sync
 from .console import (
     Context,
+    OneLineGroup,
     PhaseDisplay,
     emit,
     fail,
@@ -39,39 +40,7 @@ from .url import ENV_VAR, parse_url, redact
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-#: A group called without a command shows its help (a usage error in click 8.2+).
-_SHOW_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
-
-
-class _OneLineUsage:
-    """Bad arguments (a usage error) give a one-line ``error: ...`` and exit 2,
-    like every other failure, instead of click's usage block."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)  # type: ignore[misc, no-any-return]
-        except click.UsageError as exc:
-            if isinstance(exc, _SHOW_HELP):
-                raise
-            usage_error(f"{exc.format_message()} (see {ctx.command_path} --help)")
-
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
-        try:
-            return super().resolve_command(ctx, args)  # type: ignore[misc]
-        except click.UsageError as exc:
-            usage_error(f"{exc.format_message()} (see {ctx.command_path} --help)")
-
-
-class _Command(_OneLineUsage, click.Command):
-    pass
-
-
-class _Group(_OneLineUsage, click.Group):
-    command_class = _Command
-    group_class = type  # subgroups are _Group too
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--database-url",
     metavar="URL",

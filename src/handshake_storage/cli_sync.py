@@ -18,7 +18,17 @@ from uuid import UUID
 
 import click
 
-from .console import Context, emit, fail, json_option, reported, url_from, uses_database
+from .console import (
+    Context,
+    OneLineCommand,
+    OneLineGroup,
+    emit,
+    fail,
+    json_option,
+    reported,
+    url_from,
+    uses_database,
+)
 from .guard import WriteContext
 from .url import redact
 
@@ -35,7 +45,7 @@ def _peer_url(url_b: str | None, b_env: str | None) -> str:
     fail(f"the peer database is missing: give URL_B, --b-env VAR or ${PEER_ENV_VAR}", 2)
 
 
-@click.command()
+@click.command(cls=OneLineCommand)
 @click.argument("url_a", required=False, metavar="[URL_A]")
 @click.argument("url_b", required=False, metavar="[URL_B]")
 @click.option("--a-env", metavar="VAR", help="Read URL_A from this environment variable.")
@@ -124,7 +134,7 @@ def sync(
 # -- conflicts ----------------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=OneLineGroup)
 def conflicts() -> None:
     """The conflict log: changes that lost a merge, with both sides' provenance."""
 
@@ -205,7 +215,7 @@ def conflicts_restore(ctx: Context, conflict_id: str, actor: str | None, as_json
 # -- the ledger ---------------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=OneLineGroup)
 def ledger() -> None:
     """The change ledger: replica id, change sets, pruning."""
 

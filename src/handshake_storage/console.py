@@ -77,6 +77,40 @@ def usage_error(message: str) -> NoReturn:
     fail(message, Exit.USAGE)
 
 
+#: A group called without a command shows its help (a usage error in click 8.2+).
+_SHOW_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+class _OneLineUsage:
+    """Bad arguments (a usage error) give a one-line ``error: ...`` and exit 2,
+    like every other failure, instead of click's usage block."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)  # type: ignore[misc, no-any-return]
+        except click.UsageError as exc:
+            if isinstance(exc, _SHOW_HELP):
+                raise
+            usage_error(f"{exc.format_message()} (see {ctx.command_path} --help)")
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)  # type: ignore[misc]
+        except click.UsageError as exc:
+            usage_error(f"{exc.format_message()} (see {ctx.command_path} --help)")
+
+
+class OneLineCommand(_OneLineUsage, click.Command):
+    """Every command of ``handshake-storage`` (``cls=``)."""
+
+
+class OneLineGroup(_OneLineUsage, click.Group):
+    """Every group of ``handshake-storage``; its commands and subgroups too."""
+
+    command_class = OneLineCommand
+    group_class = type  # subgroups are OneLineGroup too
+
+
 def warn(message: str) -> None:
     click.echo(f"warning: {' '.join(message.split())}", err=True)
 

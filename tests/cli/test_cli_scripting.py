@@ -78,11 +78,35 @@ def test_usage_errors_exit_2_with_one_line(tmp_path):
         ("completion", "tcsh"): "'tcsh' is not one of",
         ("copy", "--to", url): "the source (--from or --from-env) is missing",
         ("copy", "--from", url, "--to-env", "HS_TEST_UNSET_VAR"): "HS_TEST_UNSET_VAR",
+        ("sync", "--bogus"): "No such option",
+        ("sync", url, url, "--batch-size", "x"): "is not a valid integer",
+        ("ledger", "nope"): "No such command",
+        ("ledger", "prune", "--bogus"): "No such option",
+        ("ledger", "reidentify", "extra"): "unexpected extra argument",
+        ("conflicts", "show"): "Missing argument 'CONFLICT_ID'",
+        ("conflicts", "list", "--kind", "bogus"): "'bogus' is not one of",
     }
     for args, needle in cases.items():
         error = one_line_error(run(*args), code=2)
         assert needle in error, (args, error)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_command_gives_usage_errors_as_one_line() -> None:
+    """Every command and group in the tree (the sync commands are defined in
+    their own module) is of the one-line usage error classes."""
+    from handshake_storage.cli import main
+    from handshake_storage.console import OneLineCommand, OneLineGroup
+
+    def walk(command, path):
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, (*path, name))
+
+    found = dict(walk(main, ("handshake-storage",)))
+    assert ("handshake-storage", "ledger", "reidentify") in found
+    for path, command in found.items():
+        assert isinstance(command, OneLineCommand | OneLineGroup), " ".join(path)
 
 
 def test_failures_exit_1_and_success_exits_0(databases):
