@@ -188,3 +188,56 @@ def test_a_file_cloned_with_cp_gets_its_own_replica_id_from_ledger_reidentify(
     missing = tmp_path / "typo.db"
     code, _, err = cli("ledger", "reidentify", "--database-url", f"sqlite:///{missing}", env={})
     assert code == 1 and err.startswith("error: ") and not missing.exists(), err
+
+
+def test_the_readme_walk_through_runs_as_written(postgres_server, tmp_path) -> None:
+    """The README's "Working offline and syncing" block, run by bash as a
+    new user would, with only the server made local: ``createdb`` and the
+    example server URL point at the test's PostgreSQL, ``$HOME`` is a fresh
+    directory, and the example conflict id is the one the log lists. Every
+    step must succeed, and the restored edit must be on both sides."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Working offline and syncing") :]
+    start = section.index("```bash\n") + len("```bash\n")
+    block = section[start : section.index("```\n", start)]
+    name = postgres_server.create()
+    server_url = postgres_server.url_for(name)
+    conflict_id = "82ac0719-4df2-4af8-9ec8-860ac9e4388a"
+    first_id = (
+        "$(handshake-storage conflicts list --json | "
+        'python -c \'import json, sys; print(json.load(sys.stdin)["conflicts"][0]["id"])\')'
+    )
+    for example in ("createdb handshake", conflict_id):
+        assert example in block, example  # the substitutions below still apply
+    script = (
+        block.replace("createdb handshake", ":")  # the database is made above
+        .replace("postgresql://me@db.example.com/handshake", f"'{server_url}'")
+        .replace("postgresql://me:secret@db.example.com/handshake", f"'{server_url}'")
+        .replace(conflict_id, first_id)
+    )
+    bindir = Path(sys.executable).parent
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HANDSHAKE_")},
+        "HOME": str(tmp_path),
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+    }
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])
+    assert "1 conflict(s)" in done.stdout and "restored conflict" in done.stdout
+    # the laptop restored its logged loss; the server logged its own, still open
+    for url, restored in ((f"sqlite:///{tmp_path / 'handshake.db'}", True), (server_url, False)):
+        with open_database(url) as db:
+            assert db.get_block("b1").raw_content == "Ship on Friday (laptop, offline)", url
+            assert [c.restored_at is not None for c in db.conflicts()] == [restored], url
+    postgres_server.drop(name)
