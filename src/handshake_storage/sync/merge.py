@@ -93,6 +93,9 @@ GENERATIONS = {
 #: A generation parent's column in its children.
 _CHILD_COLUMN = {"documents": "document_id", "canvases": "canvas_id"}
 
+#: A generation parent's child tables (deleted first to last).
+_CHILDREN = {parent: children for parent, children in GENERATIONS.values()}
+
 #: The canonical tables change sets may write (never the sync bookkeeping).
 SYNCED_TABLES = frozenset(t.name for t in CANONICAL)
 
@@ -612,6 +615,16 @@ class Merger:
                     self.log(c, FIELD, table, key, loser, {"provenance": provenance(c)})
         if not won:
             return
+        if (
+            table in _CHILDREN
+            and "edit_event_id" in won
+            and str(current["edit_event_id"]) != str(incoming["edit_event_id"])
+        ):
+            # The same document (canvas) id created elsewhere too, and that
+            # creation is the later generation: it starts empty, as it did
+            # where it was made, whose replica refuses this side's children
+            # as made against another generation.
+            self._supersede(c, table, key, {})
         params = self._to_db(table, won, [incoming[n] for n in won])
         self._state.update(table, key, won, params)
 
@@ -709,6 +722,26 @@ class Merger:
                     out += self._cascade(child, child_key, str(child_event))
         return out
 
+    def _supersede(
+        self, c: ChangeSet, parent: str, key: str, replaced: dict[tuple[str, str], Any]
+    ) -> None:
+        """Remove the children of ``parent`` ``key``'s current generation: ``c``
+        made a new one. Children its writer had not seen as they are here
+        (not in ``replaced``) are concurrent edits, which lose (logged)."""
+        column = _CHILD_COLUMN[parent]
+        for child in _CHILDREN[parent]:
+            cached = self._state.children(child, column, key)
+            if cached is None:
+                rows = self._read(merge_children(child, column), (key,)).fetchall()
+            else:
+                rows = [(r["id"], r["edit_event_id"]) for r in cached]
+            for child_key, event in rows:
+                if replaced.get((child, child_key)) != str(event):
+                    image = self._image(child, child_key)
+                    loser = {"provenance": self._local_provenance(str(event)), "rows": [image]}
+                    self.log(c, STALE, child, child_key, loser, {"provenance": provenance(c)})
+            self._state.delete_children(child, column, key)
+
     def _generation(self, c: ChangeSet) -> None:
         parent, children = GENERATIONS[c.operation]
         key = c.subject_id
@@ -724,19 +757,7 @@ class Merger:
             (g["table"], r[0]): r[1] for g in c.payload.get("replaced", ()) for r in g["rows"]
         }
         puts = {g["table"]: g for g in c.payload.get("put", ())}
-        column = _CHILD_COLUMN[parent]
-        for child in children:
-            cached = self._state.children(child, column, key)
-            if cached is None:
-                rows = self._read(merge_children(child, column), (key,)).fetchall()
-            else:
-                rows = [(r["id"], r["edit_event_id"]) for r in cached]
-            for child_key, event in rows:
-                if replaced.get((child, child_key)) != str(event):
-                    image = self._image(child, child_key)
-                    loser = {"provenance": self._local_provenance(str(event)), "rows": [image]}
-                    self.log(c, STALE, child, child_key, loser, {"provenance": provenance(c)})
-            self._state.delete_children(child, column, key)
+        self._supersede(c, parent, key, replaced)
         touch = puts[parent]
         names = touch["columns"][1:]
         self._state.update(parent, key, names, self._to_db(parent, names, touch["rows"][0][1:]))
