@@ -4,18 +4,25 @@ equal digests) and that what lost is in the conflict log."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
-from sync_support import ADA, BOB, PAIRS, content, replicas
+from sync_support import ADA, BOB, PAIRS, content, job_input, replicas
 
 from handshake_storage import (
+    JobState,
     NewBlock,
     NewCanvas,
+    NewCanvasEdge,
     NewCanvasNode,
     NewDocument,
     NewWorkspace,
+    WriteContext,
     ledger,
 )
 from handshake_storage.sync import sync_databases
+
+CAT = WriteContext.human("cat")
 
 
 @pytest.fixture(params=PAIRS, ids=["-".join(p) for p in PAIRS])
@@ -66,3 +73,62 @@ def test_a_same_id_created_later_elsewhere_starts_an_empty_generation_on_both(pa
         stale = db.conflicts(kind="stale_generation")
         lost = {c.row_id for c in stale} | {c.table_name for c in stale}
         assert "ab" in lost and ({"n1", "cv"} & lost), stale
+
+
+def test_every_conflict_a_concurrent_graph_or_run_edit_logs_can_be_restored(pair) -> None:
+    """The replica whose own graph lost logs its nodes and edges one by one,
+    and a run's status or heartbeat can lose a field: each entry restores
+    (a new attributed edit, which syncs), on both replicas."""
+    a, b = pair
+    a.create_workspace(ADA, NewWorkspace("W", id="ws"))
+    a.create_canvas(ADA, NewCanvas("ws", "C", id="cv"))
+    job = a.create_ai_job(job_input())
+    run = a.create_workflow_run(job.id, JobState.RUNNING)
+    converged(a, b)
+    nodes = [NewCanvasNode("n", 1.0, 2.0, {"k": 1}, id="n1"), NewCanvasNode("n", 3.0, 4.0, id="n2")]
+    a.update_canvas_graph(ADA, "cv", nodes, [NewCanvasEdge("n1", "n2", "e", id="e1")])
+    a.update_workflow_run_status(run.id, JobState.FAILED, "ada's error")
+    a.heartbeat_workflow(run.id, datetime(2030, 1, 1, tzinfo=UTC))
+    b.update_canvas_graph(BOB, "cv", [NewCanvasNode("n", 9.0, 9.0, id="m1")], [])  # later
+    b.update_workflow_run_status(run.id, JobState.COMPLETED)
+    b.heartbeat_workflow(run.id, datetime(2031, 1, 1, tzinfo=UTC))
+    converged(a, b)
+    assert [n.id for n in a.get_canvas_with_graph("cv").nodes] == ["m1"]
+    # a's graph lost: its nodes and edge are logged one by one there, each restorable.
+    lost = [c for c in a.conflicts(kind="stale_generation") if c.table_name != "canvases"]
+    assert sorted(c.row_id for c in lost) == ["e1", "n1", "n2"]
+    for c in sorted(lost, key=lambda c: c.table_name != "canvas_nodes"):  # nodes first
+        a.restore_conflict(CAT, c.id)
+    # The run's losing fields are logged on both sides; a restores them.
+    runs = [c for c in a.conflicts(kind="field") if c.table_name == "workflow_runs"]
+    assert {n for c in runs for n in c.loser["columns"]} == {
+        "id",
+        "status",
+        "error_message",
+        "last_heartbeat",
+    }
+    for c in runs:
+        a.restore_conflict(CAT, c.id)
+        assert a.get_conflict(c.id).restored_at is not None
+    converged(a, b)
+    for db in (a, b):
+        graph = db.get_canvas_with_graph("cv")
+        assert sorted(n.id for n in graph.nodes) == ["m1", "n1", "n2"]
+        assert [n.data for n in graph.nodes if n.id == "n1"] == [{"k": 1}]
+        assert [(e.from_node_id, e.to_node_id) for e in graph.edges] == [("n1", "n2")]
+        assert graph.canvas.last_actor_id == "cat"
+        assert newest_run_fields(db, run.id) == {
+            "status": JobState.FAILED.value,
+            "error_message": "ada's error",
+            "last_heartbeat": "2030-01-01 00:00:00.000000+00:00",
+        }
+
+
+def newest_run_fields(db, run_id) -> dict:
+    """The run's fields as the highest-stamped change set that wrote each has them."""
+    fields: dict = {}
+    for c in sorted(db.changes(limit=10_000), key=lambda c: c.hlc):
+        for group in c.payload.get("put", ()):
+            if group["table"] == "workflow_runs" and group["rows"][0][0] == str(run_id):
+                fields.update(zip(group["columns"], group["rows"][0], strict=True))
+    return {k: fields[k] for k in ("status", "error_message", "last_heartbeat")}

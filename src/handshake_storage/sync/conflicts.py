@@ -13,7 +13,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
+from ..enums import JobState
 from ..errors import NotFoundError, StorageError, ValidationError
 from ..guard import WriteContext
 from ..models import (
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
 KINDS = ("field", "stale_generation", "deleted", "rejected")
 
 _BLOCK_FIELDS = ("kind", "sequence", "raw_content", "display_content", "derived_content")
+
+#: The workflow run fields a restore can write again (through the run's own API).
+_RUN_FIELDS = frozenset({"status", "error_message", "last_heartbeat"})
 
 
 @dataclass(frozen=True)
@@ -124,13 +129,22 @@ def _restore_fields(
             fields["derived_content"] = json.loads(fields["derived_content"])
         return str(db.update_block(ctx, key, BlockUpdate(**fields)).edit_event_id)
     if table == "ai_jobs" and set(row) <= {"job_outputs", "is_pinned"}:
-        from uuid import UUID
-
         if "job_outputs" in row:
             outputs = row["job_outputs"]
             db.set_job_outputs(UUID(key), None if outputs is None else json.loads(outputs))
         if "is_pinned" in row:
             db.set_job_pinned(UUID(key), bool(row["is_pinned"]))
+        return None
+    if (
+        table == "workflow_runs"
+        and set(row) <= _RUN_FIELDS
+        and ("status" in row) == ("error_message" in row)
+    ):
+        run_id = UUID(key)
+        if "status" in row:  # written together by update_workflow_run_status
+            db.update_workflow_run_status(run_id, JobState(row["status"]), row["error_message"])
+        if "last_heartbeat" in row:
+            db.heartbeat_workflow(run_id, datetime.fromisoformat(row["last_heartbeat"]))
         return None
     raise _unsupported(f"{table} fields {', '.join(sorted(row))}")
 
@@ -158,7 +172,35 @@ def _restore_row(
         return str(created.edit_event_id)
     if table == "workspaces":
         return str(db.create_workspace(ctx, NewWorkspace(row["name"], id=row["id"])).edit_event_id)
+    if table in ("canvas_nodes", "canvas_edges"):
+        return _restore_graph_row(db, ctx, table, row)
     raise _unsupported(f"a {table} row")
+
+
+def _restore_graph_row(db: Database, ctx: WriteContext, table: str, row: dict[str, Any]) -> str:
+    """Put a lost node (edge) back into its canvas's current graph, as a new
+    graph by ``ctx`` (the graph is only ever written whole); an edge whose
+    nodes are not in the graph is refused by ``update_canvas_graph``."""
+    canvas_id = row["canvas_id"]
+    graph = db.get_canvas_with_graph(canvas_id)
+    nodes = [
+        NewCanvasNode(n.kind, n.position_x, n.position_y, n.data, id=n.id) for n in graph.nodes
+    ]
+    edges = [NewCanvasEdge(e.from_node_id, e.to_node_id, e.kind, id=e.id) for e in graph.edges]
+    if table == "canvas_nodes":
+        node = NewCanvasNode(
+            row["kind"], row["position_x"], row["position_y"], _json(row["data"]), id=row["id"]
+        )
+        nodes = [n for n in nodes if n.id != node.id] + [node]
+    else:
+        edge = NewCanvasEdge(row["from_node_id"], row["to_node_id"], row["kind"], id=row["id"])
+        edges = [e for e in edges if e.id != edge.id] + [edge]
+    return str(db.update_canvas_graph(ctx, canvas_id, nodes, edges).canvas.edit_event_id)
+
+
+def _json(value: Any) -> Any:
+    """A JSON column's value from a row image (its stored text)."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _replay(
