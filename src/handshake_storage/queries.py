@@ -425,7 +425,8 @@ class Queries:
     )
     prune_peers: str = "SELECT peer_id, origin_id, scope, seq FROM sync_peers"
     prune_candidates: str = (
-        "SELECT origin_id, scope, seq, subject_table, subject_id, hlc FROM sync_changes"
+        "SELECT origin_id, scope, seq, subject_table, subject_id, hlc, status, payload "
+        "FROM sync_changes"
     )
     prune_delete: str = "DELETE FROM sync_changes WHERE origin_id = ? AND scope = ? AND seq = ?"
     prune_mark: str = (

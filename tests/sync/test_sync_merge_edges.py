@@ -10,6 +10,7 @@ import pytest
 from sync_support import ADA, BOB, PAIRS, content, job_input, replicas
 
 from handshake_storage import (
+    BlockUpdate,
     JobState,
     NewBlock,
     NewCanvas,
@@ -132,3 +133,39 @@ def newest_run_fields(db, run_id) -> dict:
             if group["table"] == "workflow_runs" and group["rows"][0][0] == str(run_id):
                 fields.update(zip(group["columns"], group["rows"][0], strict=True))
     return {k: fields[k] for k in ("status", "error_message", "last_heartbeat")}
+
+
+@pytest.mark.parametrize(
+    "kinds", [("sqlite", "postgresql", "sqlite"), ("postgresql", "sqlite", "postgresql")]
+)
+def test_a_prune_keeps_the_last_writer_of_each_field_for_an_edit_relayed_from_a_stranger(
+    request, tmp_path, kinds
+) -> None:
+    """A star: A and C sync only with B. A prunes its edit of a field once
+    B has it (later A wrote another field of the row). C's concurrent, earlier
+    edit of that field reaches A through B: it must lose there as it does on
+    B and C, not win because A forgot who wrote the field last."""
+    trio = replicas(request, tmp_path, kinds)
+    a, b, c = next(trio)
+    try:
+        a.create_workspace(ADA, NewWorkspace("W", id="ws"))
+        a.create_document(ADA, NewDocument("ws", "D", id="d"))
+        a.create_block(ADA, NewBlock("d", "p", 0, "orig", id="bk"))
+        sync_databases(a, b)
+        sync_databases(b, c)
+        c.update_block(CAT, "bk", BlockUpdate(raw_content="cat's"))  # earlier: loses
+        a.update_block(ADA, "bk", BlockUpdate(raw_content="ada's"))
+        a.update_block(ADA, "bk", BlockUpdate(kind="heading"))
+        sync_databases(a, b)
+        a.prune_ledger()
+        for x, y in [(b, c), (a, b), (b, c)]:
+            sync_databases(x, y)
+        for db in (a, b, c):
+            block = db.get_block("bk")
+            assert (block.raw_content, block.kind) == ("ada's", "heading")
+        assert content(a) == content(b) == content(c)
+        assert a.content_digests() == b.content_digests() == c.content_digests()
+        lost = [x for x in a.conflicts(kind="field") if x.row_id == "bk"]
+        assert [x.loser["values"] for x in lost] == [["bk", "cat's", "cat's"]]
+    finally:
+        next(trio, None)
