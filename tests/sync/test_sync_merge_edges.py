@@ -11,6 +11,7 @@ from sync_support import ADA, BOB, PAIRS, content, job_input, replicas
 
 from handshake_storage import (
     BlockUpdate,
+    ConflictError,
     JobState,
     NewBlock,
     NewCanvas,
@@ -18,6 +19,7 @@ from handshake_storage import (
     NewCanvasNode,
     NewDocument,
     NewWorkspace,
+    NotFoundError,
     WriteContext,
     ledger,
 )
@@ -169,3 +171,60 @@ def test_a_prune_keeps_the_last_writer_of_each_field_for_an_edit_relayed_from_a_
         assert [x.loser["values"] for x in lost] == [["bk", "cat's", "cat's"]]
     finally:
         next(trio, None)
+
+
+def test_a_conflict_restored_twice_at_once_is_written_once_and_a_failed_restore_can_retry(
+    pair, monkeypatch
+) -> None:
+    """Two restores of one entry that overlap (the second starts while the
+    first is writing its edit): one writes the edit, the other raises
+    ConflictError having written nothing. A restore whose edit fails (its row
+    was deleted since) leaves the entry open."""
+    import handshake_storage.database as database
+
+    a, b = pair
+    a.create_workspace(ADA, NewWorkspace("W", id="ws"))
+    a.create_document(ADA, NewDocument("ws", "D", id="d"))
+    for key in ("b1", "b2"):
+        a.create_block(ADA, NewBlock("d", "p", 0, "orig", id=key))
+    converged(a, b)
+    for key in ("b1", "b2"):
+        a.update_block(ADA, key, BlockUpdate(raw_content="ada's"))
+        b.update_block(BOB, key, BlockUpdate(raw_content="bob's"))  # later: wins
+    converged(a, b)
+    first, second = sorted(a.conflicts(kind="field"), key=lambda c: c.row_id)
+    assert (first.row_id, second.row_id) == ("b1", "b2")
+
+    other = database.open_database(a.url)
+    real, calls, overlapped = database.restore_conflict, [], []
+
+    def restore(db, ctx, conflict):
+        calls.append(conflict.id)
+        if len(calls) == 1:  # the second restore runs while the first one writes
+            try:
+                overlapped.append(other.restore_conflict(CAT, conflict.id))
+            except ConflictError as exc:
+                overlapped.append(exc)
+        return real(db, ctx, conflict)
+
+    monkeypatch.setattr(database, "restore_conflict", restore)
+    try:
+        restored = [a.restore_conflict(CAT, first.id)]
+    except ConflictError as exc:
+        restored = [exc]
+    finally:
+        other.close()
+    monkeypatch.setattr(database, "restore_conflict", real)
+    assert not isinstance(restored[0], ConflictError), "the first restore wrote and failed"
+    assert [type(x) for x in overlapped] == [ConflictError]
+    assert len(calls) == 1  # the second one wrote nothing
+    assert sum(c.actor_id == "cat" for c in a.changes(limit=1_000)) == 1
+    assert a.get_block("b1").raw_content == "ada's"
+
+    a.delete_block(ADA, "b2")
+    with pytest.raises(NotFoundError):
+        a.restore_conflict(CAT, second.id)
+    assert a.get_conflict(second.id).restored_at is None
+    a.create_block(ADA, NewBlock("d", "p", 0, "again", id="b2"))
+    assert a.restore_conflict(CAT, second.id).restored_at is not None
+    assert a.get_block("b2").raw_content == "ada's"
