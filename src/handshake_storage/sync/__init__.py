@@ -15,8 +15,9 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .. import validation as check
 from ..errors import ValidationError
-from .exchange import ImportReport, PrunedError, Vector
+from .exchange import MAX_BATCH, ImportReport, PrunedError, Vector
 
 if TYPE_CHECKING:  # database.py imports this package's modules
     from ..database import Database
@@ -105,6 +106,8 @@ def sync_databases(
     """
     if direction not in DIRECTIONS:
         raise ValidationError(f"direction must be one of {', '.join(DIRECTIONS)}")
+    dry_run, verify = check.boolean(dry_run, "dry_run"), check.boolean(verify, "verify")
+    batch_size = check.integer_between(batch_size, "batch_size", 1, MAX_BATCH)
     if workspaces is not None:
         if isinstance(workspaces, str) or not isinstance(workspaces, list | tuple):
             raise ValidationError("workspaces must be a list of workspace ids")

@@ -277,5 +277,9 @@ def record_peer(adapter: Adapter, q: Any, ledger: Ledger, peer: str, theirs: Vec
     adapter.run(WRITE, work)
 
 
+#: The most change sets one batch (an export's ``limit``) may hold.
+MAX_BATCH = 100_000
+
+
 def check_limit(limit: Any) -> int:
-    return check.integer_between(limit, "limit", 1, 100_000)
+    return check.integer_between(limit, "limit", 1, MAX_BATCH)
