@@ -13,11 +13,13 @@ from handshake_storage import (
     BlockUpdate,
     ConflictError,
     JobState,
+    JobStatusUpdate,
     NewBlock,
     NewCanvas,
     NewCanvasEdge,
     NewCanvasNode,
     NewDocument,
+    NewNodeExecution,
     NewWorkspace,
     NotFoundError,
     ValidationError,
@@ -294,3 +296,39 @@ def test_a_row_deleted_and_created_again_with_its_id_converges(pair, race) -> No
     converged(a, b)
     race(a, b)
     converged(a, b)
+
+
+def test_a_lost_job_or_node_status_restores_and_syncs(pair) -> None:
+    """Concurrent status updates of a job and of a node execution: the
+    losing status (with its reason, error, output) is restorable, which used
+    to be refused as 'cannot be restored automatically'."""
+    a, b = pair
+    job = a.create_ai_job(job_input())
+    run = a.create_workflow_run(job.id, JobState.RUNNING)
+    node = NewNodeExecution(run.id, "n1", "t", JobState.RUNNING, 0, datetime.now(UTC))
+    execution = a.create_workflow_node_execution(node)
+    converged(a, b)
+    a.update_ai_job_status(JobStatusUpdate(job.id, JobState.FAILED, "ada's", "ada's error"))
+    a.update_workflow_node_execution_status(execution.id, JobState.FAILED, {"o": 1}, "bad")
+    b.update_ai_job_status(JobStatusUpdate(job.id, JobState.COMPLETED, "bob's"))  # later
+    b.update_workflow_node_execution_status(execution.id, JobState.COMPLETED, {"o": 2})
+    converged(a, b)
+    assert a.get_ai_job(job.id).status_reason == "bob's"
+    lost = [c for c in a.conflicts(kind="field") if "status" in c.loser["columns"]]
+    assert sorted(c.table_name for c in lost) == ["ai_jobs", "workflow_node_executions"]
+    for c in lost:
+        a.restore_conflict(CAT, c.id)
+    converged(a, b)
+    for db in (a, b):
+        restored = db.get_ai_job(job.id)
+        assert (restored.status, restored.status_reason, restored.error_message) == (
+            JobState.FAILED,
+            "ada's",
+            "ada's error",
+        )
+        [node_now] = db.list_workflow_node_executions(run.id)
+        assert (node_now.status, node_now.output_payload, node_now.error_message) == (
+            JobState.FAILED,
+            {"o": 1},
+            "bad",
+        )

@@ -20,6 +20,8 @@ from ..errors import NotFoundError, StorageError, ValidationError
 from ..guard import WriteContext
 from ..models import (
     BlockUpdate,
+    JobMetrics,
+    JobStatusUpdate,
     NewBlock,
     NewCanvas,
     NewCanvasEdge,
@@ -34,6 +36,10 @@ if TYPE_CHECKING:
 KINDS = ("field", "stale_generation", "deleted", "rejected")
 
 _BLOCK_FIELDS = ("kind", "sequence", "raw_content", "display_content", "derived_content")
+
+#: The job fields update_ai_job_status writes (the first three always).
+_JOB_STATUS_FIELDS = frozenset({"status", "status_reason", "error_message"})
+_JOB_FIELDS = _JOB_STATUS_FIELDS | {"metrics", "workflow_run_id", "trace_id", "job_outputs"}
 
 #: The workflow run fields a restore can write again (through the run's own API).
 _RUN_FIELDS = frozenset({"status", "error_message", "last_heartbeat"})
@@ -128,6 +134,8 @@ def _restore_fields(
         if "derived_content" in fields:
             fields["derived_content"] = json.loads(fields["derived_content"])
         return str(db.update_block(ctx, key, BlockUpdate(**fields)).edit_event_id)
+    if table == "ai_jobs" and set(row) & _JOB_STATUS_FIELDS and set(row) <= _JOB_FIELDS:
+        return _restore_job_status(db, UUID(key), row)
     if table == "ai_jobs" and set(row) <= {"job_outputs", "is_pinned"}:
         if "job_outputs" in row:
             outputs = row["job_outputs"]
@@ -146,7 +154,39 @@ def _restore_fields(
         if "last_heartbeat" in row:
             db.heartbeat_workflow(run_id, datetime.fromisoformat(row["last_heartbeat"]))
         return None
+    if table == "workflow_node_executions" and "status" in row and "error_message" in row:
+        # written together by update_workflow_node_execution_status, which
+        # sets finished_at itself (now, for a terminal status)
+        output = row.get("output_payload")
+        db.update_workflow_node_execution_status(
+            UUID(key),
+            JobState(row["status"]),
+            None if output is None else _json(output),
+            row["error_message"],
+        )
+        return None
     raise _unsupported(f"{table} fields {', '.join(sorted(row))}")
+
+
+def _restore_job_status(db: Database, job_id: UUID, row: dict[str, Any]) -> None:
+    """Lost fields of a job status update, written again as one: the fields
+    that did not lose keep their current value."""
+    current = db.get_ai_job(job_id)
+    metrics = row.get("metrics")
+    outputs = row.get("job_outputs")
+    run, trace = row.get("workflow_run_id"), row.get("trace_id")
+    db.update_ai_job_status(
+        JobStatusUpdate(
+            job_id,
+            JobState(row.get("status", current.status)),
+            row.get("status_reason", current.status_reason),
+            row.get("error_message", current.error_message),
+            None if metrics is None else JobMetrics(**_json(metrics)),
+            None if run is None else UUID(run),
+            None if trace is None else UUID(trace),
+            None if outputs is None else _json(outputs),
+        )
+    )
 
 
 def _restore_row(
