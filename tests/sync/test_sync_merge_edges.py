@@ -332,3 +332,93 @@ def test_a_lost_job_or_node_status_restores_and_syncs(pair) -> None:
             {"o": 1},
             "bad",
         )
+
+
+def _change(batch: dict, operation: str) -> dict:
+    return next(c for c in batch["changes"] if c["operation"] == operation)
+
+
+def _group(change: dict, table: str) -> dict:
+    return next(g for g in change["payload"]["put"] if g["table"] == table)
+
+
+def _set_column(group: dict, column: str, value: object) -> None:
+    group["rows"][0][group["columns"].index(column)] = value
+
+
+SHAPE_DAMAGES = {
+    # each used to reach the merge: a KeyError, an IndexError, or a write
+    # of rows the operation never writes (into another document, another table)
+    "delete-row-without-its-event": (
+        lambda b: _change(b, "delete_block")["payload"]["delete"][0].update(rows=[["gone"]]),
+        "payload delete rows need a key and the event it was seen at",
+    ),
+    "replacement-without-its-document-row": (
+        lambda b: _change(b, "replace_blocks")["payload"].update(
+            put=[
+                g for g in _change(b, "replace_blocks")["payload"]["put"] if g["table"] == "blocks"
+            ]
+        ),
+        "must write its documents row once",
+    ),
+    "replacement-with-an-empty-document-group": (
+        lambda b: _group(_change(b, "replace_blocks"), "documents").update(rows=[]),
+        "must write its documents row once",
+    ),
+    "replacement-writing-another-documents-blocks": (
+        lambda b: _set_column(_group(_change(b, "replace_blocks"), "blocks"), "document_id", "d2"),
+        "writes blocks rows of another document_id",
+    ),
+    "graph-writing-another-canvas-nodes": (
+        lambda b: _set_column(
+            _group(_change(b, "update_canvas_graph"), "canvas_nodes"), "canvas_id", "x"
+        ),
+        "writes canvas_nodes rows of another canvas_id",
+    ),
+    "update-writing-another-table": (
+        lambda b: _change(b, "update_block")["payload"]["put"].append(
+            {"table": "workspaces", "columns": ["id", "name"], "rows": [["ws", "renamed"]]}
+        ),
+        "writes table 'workspaces'",
+    ),
+    "update-writing-another-row": (
+        lambda b: _change(b, "update_block")["payload"]["put"][0]["rows"][0].__setitem__(0, "b0"),
+        "writes a blocks row other than its subject",
+    ),
+    "create-about-another-table": (
+        lambda b: _change(b, "create_block").update(subject_table="documents"),
+        "is about table 'documents'",
+    ),
+    "a-column-twice": (
+        lambda b: [
+            (g["columns"].append("raw_content"), g["rows"][0].append("twice"))
+            for g in [_change(b, "update_block")["payload"]["put"][0]]
+        ],
+        "payload put groups need id-first columns",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", list(SHAPE_DAMAGES), ids=list(SHAPE_DAMAGES))
+def test_a_change_set_writing_what_its_operation_does_not_is_refused(pair, damage) -> None:
+    import copy
+
+    a, b = pair
+    a.create_workspace(ADA, NewWorkspace("W", id="ws"))
+    for doc in ("d1", "d2"):
+        a.create_document(ADA, NewDocument("ws", doc, id=doc))
+    a.replace_blocks(ADA, "d1", [NewBlock("d1", "p", 0, "x", id="b0")])
+    a.create_block(ADA, NewBlock("d1", "p", 1, "y", id="b1"))
+    a.update_block(ADA, "b1", BlockUpdate(raw_content="z"))
+    a.create_block(ADA, NewBlock("d1", "p", 2, "gone", id="gone"))
+    a.delete_block(ADA, "gone")
+    a.create_canvas(ADA, NewCanvas("ws", "C", id="cv"))
+    a.update_canvas_graph(ADA, "cv", [NewCanvasNode("n", 1.0, 1.0, id="n1")], [])
+    batch = copy.deepcopy(a.export_changes({}))
+    change, message = SHAPE_DAMAGES[damage]
+    change(batch)
+    before = (content(b), b.sync_vector(), b.content_digests())
+    with pytest.raises(ValidationError) as caught:
+        b.import_changes(batch)
+    assert message in str(caught.value)
+    assert (content(b), b.sync_vector(), b.content_digests()) == before

@@ -63,6 +63,33 @@ RULES = {
     "update_canvas_graph": GENERATION,
 }
 
+#: The table of each operation's subject: what its change set may write
+#: (inserts and updates: that row only; generations: that parent row and its
+#: children; deletes: that row and what cascades from it).
+SUBJECT_TABLES = {
+    "create_workspace": "workspaces",
+    "create_document": "documents",
+    "create_block": "blocks",
+    "create_canvas": "canvases",
+    "create_ai_job": "ai_jobs",
+    "create_workflow_run": "workflow_runs",
+    "create_workflow_node_execution": "workflow_node_executions",
+    "update_block": "blocks",
+    "update_ai_job_status": "ai_jobs",
+    "set_job_outputs": "ai_jobs",
+    "set_job_pinned": "ai_jobs",
+    "update_workflow_run_status": "workflow_runs",
+    "heartbeat_workflow": "workflow_runs",
+    "update_workflow_node_execution_status": "workflow_node_executions",
+    "delete_workspace": "workspaces",
+    "delete_document": "documents",
+    "delete_block": "blocks",
+    "delete_canvas": "canvases",
+    "prune_ai_jobs": "ai_jobs",
+    "replace_blocks": "documents",
+    "update_canvas_graph": "canvases",
+}
+
 #: Operations that carry a WriteContext, checked by the guard on receipt.
 GUARDED = frozenset(
     {
@@ -340,7 +367,40 @@ class Merger:
         if c.operation not in RULES:
             raise ValidationError(f"a change set has unknown operation {c.operation!r}")
         self._check_names(c)
+        self._check_shape(c)
         self._check_values(c)
+
+    def _check_shape(self, c: ChangeSet) -> None:
+        """A change set writes only what its operation writes: its subject row
+        (an insert or update), or its generation parent's row and children of
+        that parent (a replacement). The rules rely on it, and a batch that
+        wrote other rows under another operation's name would escape the
+        guard's and a workspace filter's view of it."""
+        where = f"change set {c.origin_id}/{c.seq} ({c.operation})"
+        if c.subject_table != SUBJECT_TABLES[c.operation]:
+            raise ValidationError(f"{where} is about table {c.subject_table!r}")
+        rule = RULES[c.operation]
+        if rule == DELETE:
+            return
+        children: tuple[str, ...] = ()
+        if rule == GENERATION:
+            children = GENERATIONS[c.operation][1]
+        parent_rows = 0
+        for group in c.payload.get("put", ()):
+            table, columns = group["table"], group["columns"]
+            if table == c.subject_table:
+                if any(values[0] != c.subject_id for values in group["rows"]):
+                    raise ValidationError(f"{where} writes a {table} row other than its subject")
+                parent_rows += len(group["rows"])
+            elif table in children:
+                column = _CHILD_COLUMN[c.subject_table]
+                at = columns.index(column) if column in columns else None
+                if any(at is None or values[at] != c.subject_id for values in group["rows"]):
+                    raise ValidationError(f"{where} writes {table} rows of another {column}")
+            else:
+                raise ValidationError(f"{where} writes table {table!r}")
+        if rule == GENERATION and parent_rows != 1:
+            raise ValidationError(f"{where} must write its {c.subject_table} row once")
 
     def _prefetch(self, changes: Sequence[ChangeSet]) -> None:
         """Read (and lock) the rows the chunk's rules decide on: per table,
