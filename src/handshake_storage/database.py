@@ -657,15 +657,27 @@ class Database:
 
     def restore_conflict(self, ctx: WriteContext, conflict_id: str) -> Conflict:
         """Write what lost in this conflict again, as a new edit by ``ctx``,
-        and mark the entry restored. ConflictError if it already was."""
+        and mark the entry restored. ConflictError if it already was.
+
+        The entry is claimed (marked restored) before the edit, in its own
+        transaction, so of concurrent restores of one entry exactly one writes
+        the edit; the others raise ConflictError having written nothing. An
+        edit that fails releases the claim."""
         conflict = self.get_conflict(conflict_id)
         if conflict.restored_at is not None:
             raise ConflictError(f"conflict {conflict.id!r} was already restored")
-        event = restore_conflict(self, ctx, conflict)
+        claimed = self._enc(datetime.now(UTC))
         with self._tx(WRITE) as s:
-            now = self._enc(datetime.now(UTC))
-            if not s.execute(self._q.mark_conflict_restored, (now, event, conflict.id)).rowcount:
+            if not s.execute(self._q.claim_conflict_restore, (claimed, conflict.id)).rowcount:
                 raise ConflictError(f"conflict {conflict.id!r} was already restored")
+        try:
+            event = restore_conflict(self, ctx, conflict)
+        except BaseException:
+            with self._tx(WRITE) as s:
+                s.execute(self._q.release_conflict_restore, (conflict.id, claimed))
+            raise
+        with self._tx(WRITE) as s:
+            s.execute(self._q.mark_conflict_restored, (event, conflict.id))
         return self.get_conflict(conflict.id)
 
     def prune_ledger(self, dry_run: bool = False) -> LedgerPruneReport:

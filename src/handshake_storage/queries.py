@@ -419,13 +419,18 @@ class Queries:
     )
     conflicts: str = f"SELECT {CONFLICT} FROM sync_conflicts"
     get_conflict: str = f"SELECT {CONFLICT} FROM sync_conflicts WHERE id = ?"
-    mark_conflict_restored: str = (
-        "UPDATE sync_conflicts SET restored_at = ?, restored_event_id = ? "
-        "WHERE id = ? AND restored_at IS NULL"
+    claim_conflict_restore: str = (
+        "UPDATE sync_conflicts SET restored_at = ? WHERE id = ? AND restored_at IS NULL"
     )
+    release_conflict_restore: str = (
+        "UPDATE sync_conflicts SET restored_at = NULL "
+        "WHERE id = ? AND restored_at = ? AND restored_event_id IS NULL"
+    )
+    mark_conflict_restored: str = "UPDATE sync_conflicts SET restored_event_id = ? WHERE id = ?"
     prune_peers: str = "SELECT peer_id, origin_id, scope, seq FROM sync_peers"
     prune_candidates: str = (
-        "SELECT origin_id, scope, seq, subject_table, subject_id, hlc FROM sync_changes"
+        "SELECT origin_id, scope, seq, subject_table, subject_id, hlc, status, payload "
+        "FROM sync_changes"
     )
     prune_delete: str = "DELETE FROM sync_changes WHERE origin_id = ? AND scope = ? AND seq = ?"
     prune_mark: str = (

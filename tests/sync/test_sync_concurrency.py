@@ -461,16 +461,22 @@ def test_a_prune_that_deadlocks_is_run_again_and_completes(
         sync_databases(a, b)
         sync_databases(a, b)  # b recorded as a peer: everything of a is stable
         changes = a.changes(limit=100_000)
-        newest = {}
+        newest: dict = {}  # per subject, and per field of it: the highest stamp (kept)
         for ch in changes:
             subject = (ch.subject_table, ch.subject_id)
-            if ch.hlc > newest.get(subject, ""):
-                newest[subject] = ch.hlc
-        doomed = sorted(
-            (ch.origin_id, ch.scope, ch.seq)
-            for ch in changes
-            if ch.hlc != newest[(ch.subject_table, ch.subject_id)]
-        )
+            fields = [
+                (*subject, column)
+                for g in ch.payload.get("put", ())
+                if g["table"] == subject[0]
+                for row in g["rows"]
+                if row[0] == subject[1]
+                for column in g["columns"][1:]
+            ]
+            for key in (subject, *fields):
+                if ch.hlc > newest.get(key, ""):
+                    newest[key] = ch.hlc
+        kept = set(newest.values())
+        doomed = sorted((ch.origin_id, ch.scope, ch.seq) for ch in changes if ch.hlc not in kept)
         assert len(doomed) >= 2 and a.prune_ledger(dry_run=True).pruned == len(doomed)
         lock = "SELECT 1 FROM sync_changes WHERE origin_id = %s AND scope = %s AND seq = %s"
         with (

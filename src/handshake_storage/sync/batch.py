@@ -202,6 +202,12 @@ def _check_payload(where: str, payload: dict[str, Any]) -> None:
                 )
             ):
                 raise ValidationError(f"{where}: payload {key} groups need a table and rows")
+            if key != "put" and not all(
+                len(r) == 2 and (r[1] is None or isinstance(r[1], str)) for r in group["rows"]
+            ):
+                raise ValidationError(
+                    f"{where}: payload {key} rows need a key and the event it was seen at"
+                )
             if key == "put":
                 columns = group.get("columns")
                 if (
@@ -209,6 +215,7 @@ def _check_payload(where: str, payload: dict[str, Any]) -> None:
                     or not columns
                     or columns[0] != "id"
                     or not all(isinstance(c, str) for c in columns)
+                    or len(set(columns)) != len(columns)
                     or any(len(r) != len(columns) for r in group["rows"])
                 ):
                     raise ValidationError(f"{where}: payload put groups need id-first columns")

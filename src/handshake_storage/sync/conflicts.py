@@ -13,11 +13,15 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
+from ..enums import JobState
 from ..errors import NotFoundError, StorageError, ValidationError
 from ..guard import WriteContext
 from ..models import (
     BlockUpdate,
+    JobMetrics,
+    JobStatusUpdate,
     NewBlock,
     NewCanvas,
     NewCanvasEdge,
@@ -32,6 +36,13 @@ if TYPE_CHECKING:
 KINDS = ("field", "stale_generation", "deleted", "rejected")
 
 _BLOCK_FIELDS = ("kind", "sequence", "raw_content", "display_content", "derived_content")
+
+#: The job fields update_ai_job_status writes (the first three always).
+_JOB_STATUS_FIELDS = frozenset({"status", "status_reason", "error_message"})
+_JOB_FIELDS = _JOB_STATUS_FIELDS | {"metrics", "workflow_run_id", "trace_id", "job_outputs"}
+
+#: The workflow run fields a restore can write again (through the run's own API).
+_RUN_FIELDS = frozenset({"status", "error_message", "last_heartbeat"})
 
 
 @dataclass(frozen=True)
@@ -123,16 +134,59 @@ def _restore_fields(
         if "derived_content" in fields:
             fields["derived_content"] = json.loads(fields["derived_content"])
         return str(db.update_block(ctx, key, BlockUpdate(**fields)).edit_event_id)
+    if table == "ai_jobs" and set(row) & _JOB_STATUS_FIELDS and set(row) <= _JOB_FIELDS:
+        return _restore_job_status(db, UUID(key), row)
     if table == "ai_jobs" and set(row) <= {"job_outputs", "is_pinned"}:
-        from uuid import UUID
-
         if "job_outputs" in row:
             outputs = row["job_outputs"]
             db.set_job_outputs(UUID(key), None if outputs is None else json.loads(outputs))
         if "is_pinned" in row:
             db.set_job_pinned(UUID(key), bool(row["is_pinned"]))
         return None
+    if (
+        table == "workflow_runs"
+        and set(row) <= _RUN_FIELDS
+        and ("status" in row) == ("error_message" in row)
+    ):
+        run_id = UUID(key)
+        if "status" in row:  # written together by update_workflow_run_status
+            db.update_workflow_run_status(run_id, JobState(row["status"]), row["error_message"])
+        if "last_heartbeat" in row:
+            db.heartbeat_workflow(run_id, datetime.fromisoformat(row["last_heartbeat"]))
+        return None
+    if table == "workflow_node_executions" and "status" in row and "error_message" in row:
+        # written together by update_workflow_node_execution_status, which
+        # sets finished_at itself (now, for a terminal status)
+        output = row.get("output_payload")
+        db.update_workflow_node_execution_status(
+            UUID(key),
+            JobState(row["status"]),
+            None if output is None else _json(output),
+            row["error_message"],
+        )
+        return None
     raise _unsupported(f"{table} fields {', '.join(sorted(row))}")
+
+
+def _restore_job_status(db: Database, job_id: UUID, row: dict[str, Any]) -> None:
+    """Lost fields of a job status update, written again as one: the fields
+    that did not lose keep their current value."""
+    current = db.get_ai_job(job_id)
+    metrics = row.get("metrics")
+    outputs = row.get("job_outputs")
+    run, trace = row.get("workflow_run_id"), row.get("trace_id")
+    db.update_ai_job_status(
+        JobStatusUpdate(
+            job_id,
+            JobState(row.get("status", current.status)),
+            row.get("status_reason", current.status_reason),
+            row.get("error_message", current.error_message),
+            None if metrics is None else JobMetrics(**_json(metrics)),
+            None if run is None else UUID(run),
+            None if trace is None else UUID(trace),
+            None if outputs is None else _json(outputs),
+        )
+    )
 
 
 def _restore_row(
@@ -158,7 +212,35 @@ def _restore_row(
         return str(created.edit_event_id)
     if table == "workspaces":
         return str(db.create_workspace(ctx, NewWorkspace(row["name"], id=row["id"])).edit_event_id)
+    if table in ("canvas_nodes", "canvas_edges"):
+        return _restore_graph_row(db, ctx, table, row)
     raise _unsupported(f"a {table} row")
+
+
+def _restore_graph_row(db: Database, ctx: WriteContext, table: str, row: dict[str, Any]) -> str:
+    """Put a lost node (edge) back into its canvas's current graph, as a new
+    graph by ``ctx`` (the graph is only ever written whole); an edge whose
+    nodes are not in the graph is refused by ``update_canvas_graph``."""
+    canvas_id = row["canvas_id"]
+    graph = db.get_canvas_with_graph(canvas_id)
+    nodes = [
+        NewCanvasNode(n.kind, n.position_x, n.position_y, n.data, id=n.id) for n in graph.nodes
+    ]
+    edges = [NewCanvasEdge(e.from_node_id, e.to_node_id, e.kind, id=e.id) for e in graph.edges]
+    if table == "canvas_nodes":
+        node = NewCanvasNode(
+            row["kind"], row["position_x"], row["position_y"], _json(row["data"]), id=row["id"]
+        )
+        nodes = [n for n in nodes if n.id != node.id] + [node]
+    else:
+        edge = NewCanvasEdge(row["from_node_id"], row["to_node_id"], row["kind"], id=row["id"])
+        edges = [e for e in edges if e.id != edge.id] + [edge]
+    return str(db.update_canvas_graph(ctx, canvas_id, nodes, edges).canvas.edit_event_id)
+
+
+def _json(value: Any) -> Any:
+    """A JSON column's value from a row image (its stored text)."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _replay(

@@ -67,6 +67,33 @@ RULES = {
 #: key removed ("delete", cascades included; a generation's "replaced").
 REMOVING = tuple(sorted(op for op, rule in RULES.items() if rule in (DELETE, GENERATION)))
 
+#: The table of each operation's subject: what its change set may write
+#: (inserts and updates: that row only; generations: that parent row and its
+#: children; deletes: that row and what cascades from it).
+SUBJECT_TABLES = {
+    "create_workspace": "workspaces",
+    "create_document": "documents",
+    "create_block": "blocks",
+    "create_canvas": "canvases",
+    "create_ai_job": "ai_jobs",
+    "create_workflow_run": "workflow_runs",
+    "create_workflow_node_execution": "workflow_node_executions",
+    "update_block": "blocks",
+    "update_ai_job_status": "ai_jobs",
+    "set_job_outputs": "ai_jobs",
+    "set_job_pinned": "ai_jobs",
+    "update_workflow_run_status": "workflow_runs",
+    "heartbeat_workflow": "workflow_runs",
+    "update_workflow_node_execution_status": "workflow_node_executions",
+    "delete_workspace": "workspaces",
+    "delete_document": "documents",
+    "delete_block": "blocks",
+    "delete_canvas": "canvases",
+    "prune_ai_jobs": "ai_jobs",
+    "replace_blocks": "documents",
+    "update_canvas_graph": "canvases",
+}
+
 #: Operations that carry a WriteContext, checked by the guard on receipt.
 GUARDED = frozenset(
     {
@@ -96,6 +123,9 @@ GENERATIONS = {
 
 #: A generation parent's column in its children.
 _CHILD_COLUMN = {"documents": "document_id", "canvases": "canvas_id"}
+
+#: A generation parent's child tables (deleted first to last).
+_CHILDREN = {parent: children for parent, children in GENERATIONS.values()}
 
 #: The canonical tables change sets may write (never the sync bookkeeping).
 SYNCED_TABLES = frozenset(t.name for t in CANONICAL)
@@ -363,7 +393,40 @@ class Merger:
         if c.operation not in RULES:
             raise ValidationError(f"a change set has unknown operation {c.operation!r}")
         self._check_names(c)
+        self._check_shape(c)
         self._check_values(c)
+
+    def _check_shape(self, c: ChangeSet) -> None:
+        """A change set writes only what its operation writes: its subject row
+        (an insert or update), or its generation parent's row and children of
+        that parent (a replacement). The rules rely on it, and a batch that
+        wrote other rows under another operation's name would escape the
+        guard's and a workspace filter's view of it."""
+        where = f"change set {c.origin_id}/{c.seq} ({c.operation})"
+        if c.subject_table != SUBJECT_TABLES[c.operation]:
+            raise ValidationError(f"{where} is about table {c.subject_table!r}")
+        rule = RULES[c.operation]
+        if rule == DELETE:
+            return
+        children: tuple[str, ...] = ()
+        if rule == GENERATION:
+            children = GENERATIONS[c.operation][1]
+        parent_rows = 0
+        for group in c.payload.get("put", ()):
+            table, columns = group["table"], group["columns"]
+            if table == c.subject_table:
+                if any(values[0] != c.subject_id for values in group["rows"]):
+                    raise ValidationError(f"{where} writes a {table} row other than its subject")
+                parent_rows += len(group["rows"])
+            elif table in children:
+                column = _CHILD_COLUMN[c.subject_table]
+                at = columns.index(column) if column in columns else None
+                if any(at is None or values[at] != c.subject_id for values in group["rows"]):
+                    raise ValidationError(f"{where} writes {table} rows of another {column}")
+            else:
+                raise ValidationError(f"{where} writes table {table!r}")
+        if rule == GENERATION and parent_rows != 1:
+            raise ValidationError(f"{where} must write its {c.subject_table} row once")
 
     def _prefetch(self, changes: Sequence[ChangeSet]) -> None:
         """Read (and lock) the rows the chunk's rules decide on: per table,
@@ -660,6 +723,16 @@ class Merger:
                     self.log(c, FIELD, table, key, loser, {"provenance": provenance(c)})
         if not won:
             return
+        if (
+            table in _CHILDREN
+            and "edit_event_id" in won
+            and str(current["edit_event_id"]) != str(incoming["edit_event_id"])
+        ):
+            # The same document (canvas) id created elsewhere too, and that
+            # creation is the later generation: it starts empty, as it did
+            # where it was made, whose replica refuses this side's children
+            # as made against another generation.
+            self._supersede(c, table, key, {})
         params = self._to_db(table, won, [incoming[n] for n in won])
         self._state.update(table, key, won, params)
 
@@ -757,6 +830,26 @@ class Merger:
                     out += self._cascade(child, child_key, str(child_event))
         return out
 
+    def _supersede(
+        self, c: ChangeSet, parent: str, key: str, replaced: dict[tuple[str, str], Any]
+    ) -> None:
+        """Remove the children of ``parent`` ``key``'s current generation: ``c``
+        made a new one. Children its writer had not seen as they are here
+        (not in ``replaced``) are concurrent edits, which lose (logged)."""
+        column = _CHILD_COLUMN[parent]
+        for child in _CHILDREN[parent]:
+            cached = self._state.children(child, column, key)
+            if cached is None:
+                rows = self._read(merge_children(child, column), (key,)).fetchall()
+            else:
+                rows = [(r["id"], r["edit_event_id"]) for r in cached]
+            for child_key, event in rows:
+                if replaced.get((child, child_key)) != str(event):
+                    image = self._image(child, child_key)
+                    loser = {"provenance": self._local_provenance(str(event)), "rows": [image]}
+                    self.log(c, STALE, child, child_key, loser, {"provenance": provenance(c)})
+            self._state.delete_children(child, column, key)
+
     def _generation(self, c: ChangeSet) -> None:
         parent, children = GENERATIONS[c.operation]
         key = c.subject_id
@@ -772,19 +865,7 @@ class Merger:
             (g["table"], r[0]): r[1] for g in c.payload.get("replaced", ()) for r in g["rows"]
         }
         puts = {g["table"]: g for g in c.payload.get("put", ())}
-        column = _CHILD_COLUMN[parent]
-        for child in children:
-            cached = self._state.children(child, column, key)
-            if cached is None:
-                rows = self._read(merge_children(child, column), (key,)).fetchall()
-            else:
-                rows = [(r["id"], r["edit_event_id"]) for r in cached]
-            for child_key, event in rows:
-                if replaced.get((child, child_key)) != str(event):
-                    image = self._image(child, child_key)
-                    loser = {"provenance": self._local_provenance(str(event)), "rows": [image]}
-                    self.log(c, STALE, child, child_key, loser, {"provenance": provenance(c)})
-            self._state.delete_children(child, column, key)
+        self._supersede(c, parent, key, replaced)
         touch = puts[parent]
         names = touch["columns"][1:]
         self._state.update(parent, key, names, self._to_db(parent, names, touch["rows"][0][1:]))

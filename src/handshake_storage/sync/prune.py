@@ -2,22 +2,25 @@
 
 A change set is *stable* when every peer this replica completed a two-way
 sync with (``sync_peers``) had applied it. Stable change sets are deleted,
-except the newest one about each row that still exists: it carries the
-row's provenance and, for a document or canvas, its generation's stamp,
-which the merge rules compare against. So after a prune with every peer
-current, the ledger holds at most one change set per live row it is about.
+except, for each row that still exists, the newest one about it (it carries
+the row's provenance and, for a document or canvas, its generation's stamp)
+and the highest-stamped one that wrote each of its fields: the merge rules
+compare against those. So after a prune with every peer current, the ledger
+holds at most one change set per live row and field it is about (one per row
+when every write of the row writes the same fields).
 The highest pruned sequence number per (origin, scope) goes to
 ``sync_pruned``: a peer behind it is told to re-copy (``PrunedError``).
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from ..backends.base import WRITE, Adapter, Session
-from ..ledger import Ledger
+from ..ledger import APPLIED, Ledger
 from ..queries import placeholders
 from .merge import SYNCED_TABLES
 
@@ -53,14 +56,25 @@ def prune(adapter: Adapter, q: Any, ledger: Ledger, dry_run: bool) -> LedgerPrun
             report.kept = len(rows)
             return report
         newest: dict[tuple[str, str], str] = {}
-        for _o, _sc, _seq, table, key, hlc in rows:
+        writers: dict[tuple[str, str, str], tuple[str, tuple[str, str, int]]] = {}
+        for origin, scope, seq, table, key, hlc, status, payload in rows:
             if hlc > newest.get((table, key), ""):
                 newest[table, key] = hlc
+            if status == APPLIED:
+                for column in _written(table, key, payload):
+                    if hlc > writers.get((table, key, column), ("", None))[0]:
+                        writers[table, key, column] = (hlc, (origin, scope, seq))
+        # The field rule compares a received write with the highest stamp that
+        # wrote the field here: that change set stays, or an older concurrent
+        # write from a replica this one never met (relayed by a peer) would
+        # win the field here and lose it everywhere else.
+        last_writers = {change for _hlc, change in writers.values()}
         live = _live(adapter, s, {k for k in newest if k[0] in SYNCED_TABLES})
         doomed, marks = [], {}
-        for origin, scope, seq, table, key, hlc in rows:
+        for origin, scope, seq, table, key, hlc, _status, _payload in rows:
             stable = all(seen.get((origin, scope), 0) >= seq for seen in applied.values())
-            keep = not stable or (newest[table, key] == hlc and (table, key) in live)
+            needed = newest[table, key] == hlc or (origin, scope, seq) in last_writers
+            keep = not stable or (needed and (table, key) in live)
             if keep:
                 report.kept += 1
                 continue
@@ -76,6 +90,20 @@ def prune(adapter: Adapter, q: Any, ledger: Ledger, dry_run: bool) -> LedgerPrun
         return report
 
     return adapter.run(WRITE, work)
+
+
+def _written(table: str, key: str, payload: Any) -> list[str]:
+    """The fields a change set wrote to its subject row (as ``merge._entry``
+    reads them)."""
+    put = (payload if isinstance(payload, dict) else json.loads(payload)).get("put", ())
+    return [
+        column
+        for group in put
+        if group["table"] == table
+        for values in group["rows"]
+        if values[0] == key
+        for column in group["columns"][1:]
+    ]
 
 
 def _live(adapter: Adapter, s: Session, subjects: set[tuple[str, str]]) -> set[tuple[str, str]]:
