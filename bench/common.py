@@ -221,6 +221,8 @@ class LedgerFloor:
 
         self.block_seen = sql("ledger_block")  # block, its version, scope, generation
         self.document_seen = sql("ledger_document")  # scope, generation
+        self.document_generation = sql("generation_of_document")  # what a replacement replaces
+        self.canvas_generation = sql("generation_of_canvas")
         self.delete_document_blocks = sql("delete_document_blocks_returning")
         self.delete_edges = sql("delete_edges_returning")
         self.delete_nodes = sql("delete_nodes_returning")

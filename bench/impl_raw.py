@@ -292,6 +292,7 @@ class RawImpl:
         ev = trace[-1]
         cur.execute("BEGIN")
         try:
+            base = cur.execute(self.ledger.document_generation, (doc_id,)).fetchone()[0]
             ws_id = cur.execute(sql.touch_document, (ts, *trace, doc_id)).fetchone()[0]
             gone = cur.execute(self.ledger.delete_document_blocks, (doc_id,)).fetchall()
             rows = [_block_row(doc_id, b, ts, ev) for b in blocks]
@@ -310,6 +311,7 @@ class RawImpl:
                     put("blocks", BLOCK_COLS, rows),
                 ],
                 "replaced": [removed("blocks", sorted(gone))],
+                "base": str(base),
             }
             self.ledger.append("replace_blocks", ws_id, ("documents", doc_id), payload, ev)
         except BaseException:
@@ -335,6 +337,7 @@ class RawImpl:
         trace = self._trace()
         cur.execute("BEGIN")
         try:
+            base = cur.execute(self.ledger.canvas_generation, (canvas_id,)).fetchone()[0]
             canvas = cur.execute(sql.touch_canvas, (ts, *trace, canvas_id)).fetchone()
             gone_edges = cur.execute(self.ledger.delete_edges, (canvas_id,)).fetchall()
             gone_nodes = cur.execute(self.ledger.delete_nodes, (canvas_id,)).fetchall()
@@ -361,6 +364,7 @@ class RawImpl:
                     removed("canvas_nodes", sorted(gone_nodes)),
                     removed("canvas_edges", sorted(gone_edges)),
                 ],
+                "base": str(base),
             }
             subject = ("canvases", canvas_id)
             self.ledger.append("update_canvas_graph", canvas[1], subject, payload, trace[-1])

@@ -899,10 +899,12 @@ class Database:
         indexed = [x for v in values for x in search.index_rows(v.id, v.raw_content)]
 
         def work(w: Write) -> Any:
+            logged = self._logged(w.session)
+            if logged:  # the generation it replaces, as its writer saw it
+                base = w.session.execute(q.generation_of_document, (document_id,)).fetchone()
             r = w.session.execute(q.touch_document, (*stamp[1:], document_id)).fetchone()
             if r is None:
                 raise NotFoundError(f"document {document_id!r} does not exist")
-            logged = self._logged(w.session)
             if logged:  # what it supersedes, as its writer saw it
                 gone = w.session.execute(q.delete_document_blocks_returning, (document_id,))
                 gone = gone.fetchall()
@@ -922,6 +924,7 @@ class Database:
                         put(BLOCKS.name, BLOCKS.names, rows),
                     ],
                     "replaced": [removed("blocks", sorted(gone))],
+                    "base": str(base[0]),
                 }
                 w.change = (r[0], ("documents", document_id), payload)
 
@@ -1030,11 +1033,13 @@ class Database:
         node_rows, edge_rows = graph_rows(canvas_id, nodes, edges, stamp)
 
         def work(w: Write) -> Any:
+            logged = self._logged(w.session)
+            if logged:  # the generation it replaces, as its writer saw it
+                base = w.session.execute(q.generation_of_canvas, (canvas_id,)).fetchone()
             r = w.session.execute(q.touch_canvas, (*stamp[1:], canvas_id)).fetchone()
             if r is None:
                 raise NotFoundError(f"canvas {canvas_id!r} does not exist")
             w.wrote(CANVASES, r)
-            logged = self._logged(w.session)
             if logged:  # what it supersedes, as its writer saw it
                 gone_edges = w.session.execute(q.delete_edges_returning, (canvas_id,)).fetchall()
                 gone_nodes = w.session.execute(q.delete_nodes_returning, (canvas_id,)).fetchall()
@@ -1055,6 +1060,7 @@ class Database:
                         removed("canvas_nodes", sorted(gone_nodes)),
                         removed("canvas_edges", sorted(gone_edges)),
                     ],
+                    "base": str(base[0]),
                 }
                 workspace_id = r[CANVASES.at["workspace_id"]]
                 w.change = (workspace_id, ("canvases", canvas_id), payload)

@@ -151,6 +151,11 @@ class Queries:
         f"UPDATE documents SET updated_at = ?, {TRACE_SET} WHERE id = ? RETURNING workspace_id"
     )
 
+    # A generation's parent as its writer sees it, locked first (the ledger's
+    # "base" of replace_blocks / update_canvas_graph: what they replace).
+    generation_of_document: str = "SELECT edit_event_id FROM documents WHERE id = ?{for_update}"
+    generation_of_canvas: str = "SELECT edit_event_id FROM canvases WHERE id = ?{for_update}"
+
     # blocks
     get_blocks: str = f"SELECT {BLOCK} FROM blocks WHERE document_id = ? ORDER BY sequence, id{{C}}"
     get_block: str = f"SELECT {BLOCK} FROM blocks WHERE id = ?"

@@ -176,6 +176,45 @@ def test_a_prune_keeps_the_last_writer_of_each_field_for_an_edit_relayed_from_a_
         next(trio, None)
 
 
+@pytest.mark.parametrize(
+    "kinds", [("sqlite", "postgresql", "sqlite"), ("postgresql", "sqlite", "postgresql")]
+)
+def test_a_prune_keeps_the_delete_of_a_row_created_again_for_an_edit_relayed_late(
+    request, tmp_path, kinds
+) -> None:
+    """A star: A and C sync only with B. A deletes a block and creates it
+    again with its id, B gets both, A prunes. C's edit of the old block
+    (made before it saw the delete) reaches A through B: it must lose there
+    as on B, which needs the delete that A's prune would otherwise drop (the
+    row's newest change set is its new creation)."""
+    trio = replicas(request, tmp_path, kinds)
+    a, b, c = next(trio)
+    try:
+        a.create_workspace(ADA, NewWorkspace("W", id="ws"))
+        a.create_document(ADA, NewDocument("ws", "D", id="d"))
+        a.create_block(ADA, NewBlock("d", "p", 0, "orig", id="bk"))
+        sync_databases(a, b)
+        sync_databases(b, c)
+        a.delete_block(ADA, "bk")
+        a.create_block(ADA, NewBlock("d", "p", 0, "ada's new block", id="bk"))
+        # later than the new block, but made against the old one
+        c.update_block(CAT, "bk", BlockUpdate(raw_content="cat's edit of the old block"))
+        sync_databases(a, b)
+        sync_databases(a, b)  # b recorded as a peer: all of a is stable
+        assert a.prune_ledger().pruned >= 1
+        for x, y in [(b, c), (a, b), (b, c)]:
+            sync_databases(x, y)
+        for db in (a, b, c):
+            assert db.get_block("bk").raw_content == "ada's new block"
+        assert content(a) == content(b) == content(c)
+        assert a.content_digests() == b.content_digests() == c.content_digests()
+        lost = [x for x in a.conflicts(kind="deleted") if x.row_id == "bk"]
+        assert [x.loser_provenance["actor_id"] for x in lost] == ["cat"]
+        assert [x.winner_provenance["operation"] for x in lost] == ["delete_block"]
+    finally:
+        next(trio, None)
+
+
 def test_a_conflict_restored_twice_at_once_is_written_once_and_a_failed_restore_can_retry(
     pair, monkeypatch
 ) -> None:
@@ -276,18 +315,18 @@ def _recreate_and_edit_old_block(a, b) -> None:
     b.update_block(BOB, "bk", BlockUpdate(raw_content="bob's edit of the old one"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, not fixed: change sets do not say which incarnation of a re-created id "
-    "they were made against, so a delete (edit) of the old row applies to the new one where "
-    "it arrives after the re-creation, and nowhere else",
-)
 @pytest.mark.parametrize(
     "race",
     [_recreate_both, _recreate_and_edit_old_graph, _recreate_and_edit_old_block],
     ids=["both-recreate", "old-graph-edit", "old-block-edit"],
 )
 def test_a_row_deleted_and_created_again_with_its_id_converges(pair, race) -> None:
+    """A row deleted and created again with its id is a new row: a change set
+    made against the deleted one (an edit, a graph replacement, a delete by a
+    replica that deletes and creates it again too) loses to the delete, or
+    does nothing, where it arrives after the new row, as it does elsewhere.
+    Told apart by the version it was made against (``prev``, a generation's
+    ``base``, the version a delete saw) being one a local delete removed."""
     a, b = pair
     a.create_workspace(ADA, NewWorkspace("W", id="ws"))
     a.create_document(ADA, NewDocument("ws", "D", id="d"))

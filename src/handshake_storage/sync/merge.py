@@ -24,7 +24,7 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -173,15 +173,25 @@ def _entry(table: str, key: str, r: Sequence[Any]) -> _Entry:
     return _Entry(r[0], str(r[1]), payload.get("prev"), columns, prov)
 
 
-def _note_removed(
-    known: dict[tuple[str, str], tuple[str, str]], stamp: str, event: str, payload: dict[str, Any]
-) -> None:
-    """Record the keys a change set removed, keeping the newest remover."""
-    for group in (*payload.get("delete", ()), *payload.get("replaced", ())):
-        for r in group["rows"]:
-            key = (group["table"], r[0])
-            if key not in known or stamp > known[key][0]:
-                known[key] = (stamp, event)
+@dataclass
+class _Removed:
+    """What a scope's local change sets removed, by (table, key)."""
+
+    #: the newest remover (a delete, its cascade, a generation's replacement)
+    newest: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    #: the versions a delete removed (as its writer saw them) -> the delete's event
+    versions: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+
+    def note(self, stamp: str, event: str, payload: dict[str, Any]) -> None:
+        """Record the keys one change set removed."""
+        for kind in ("delete", "replaced"):
+            for group in payload.get(kind, ()):
+                for key, version in group["rows"]:
+                    row = (group["table"], key)
+                    if row not in self.newest or stamp > self.newest[row][0]:
+                        self.newest[row] = (stamp, event)
+                    if kind == "delete" and version is not None:
+                        self.versions.setdefault(row, {})[str(version)] = event
 
 
 def provenance(c: ChangeSet) -> dict[str, Any]:
@@ -240,7 +250,7 @@ class Merger:
         self._mine: dict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
         # per scope, read when first needed: (table, key) -> (stamp, event) of
         # the newest applied change set that removed the row
-        self._deleters: dict[str, dict[tuple[str, str], tuple[str, str]]] = {}
+        self._deleters: dict[str, _Removed] = {}
         self._removals: list[ChangeSet] = []  # the chunk's applied removing change sets
         self.conflicts = 0
 
@@ -544,7 +554,7 @@ class Merger:
             if c.operation in REMOVING:
                 self._removals.append(c)
                 if c.scope in self._deleters:
-                    _note_removed(self._deleters[c.scope], c.hlc, event, c.payload)
+                    self._deleters[c.scope].note(c.hlc, event, c.payload)
 
     # -- the rules ----------------------------------------------------------------------
 
@@ -604,21 +614,43 @@ class Merger:
         loser = {"provenance": provenance(c), "payload": c.payload, "reason": reason}
         self.log(c, REJECTED_KIND, c.subject_table, c.subject_id, loser, None)
 
+    def _removed(self, c: ChangeSet) -> _Removed:
+        """What the local change sets of ``c``'s scope removed (read once per chunk)."""
+        known = self._deleters.get(c.scope)
+        if known is None:
+            known = self._deleters[c.scope] = _Removed()
+            sql = PORTABLE.merge_scope_removals.replace("{ids}", placeholders(len(REMOVING)))
+            for stamp, event, payload in self._run(sql, (c.scope, *REMOVING)).fetchall():
+                known.note(str(stamp), str(event), json.loads(payload))
+            for d in self._removals:  # the chunk's own, not in the database yet
+                if d.scope == c.scope:
+                    known.note(d.hlc, str(d.edit_event_id), d.payload)
+        return known
+
     def _deleter(self, c: ChangeSet, table: str, key: str) -> str | None:
         """The edit_event_id of the local change set that removed ``table``/
         ``key`` (itself, or with a parent it cascaded from): the winner over
         an edit of a row that is gone. None if the ledger no longer has it."""
-        known = self._deleters.get(c.scope)
-        if known is None:
-            known = self._deleters[c.scope] = {}
-            sql = PORTABLE.merge_scope_removals.replace("{ids}", placeholders(len(REMOVING)))
-            for stamp, event, payload in self._run(sql, (c.scope, *REMOVING)).fetchall():
-                _note_removed(known, str(stamp), str(event), json.loads(payload))
-            for d in self._removals:  # the chunk's own, not in the database yet
-                if d.scope == c.scope:
-                    _note_removed(known, d.hlc, str(d.edit_event_id), d.payload)
-        found = known.get((table, key))
+        found = self._removed(c).newest.get((table, key))
         return None if found is None else found[1]
+
+    def _targets_removed(self, c: ChangeSet, table: str, key: str, version: Any) -> str | None:
+        """For a row that exists here: the local delete that already removed
+        the version ``c`` was made against (``version``, what it overwrote or
+        deleted, or one of that version's own ancestors or descendants on the
+        row) — the row here is then the id created again, a row ``c`` never
+        saw; None if ``c`` was made against this row."""
+        if version is None:
+            return None
+        removed = self._removed(c).versions.get((table, key))
+        if not removed:
+            return None
+        entries = self._entries(table, key, exclude=c)
+        lineage = self._ancestors(entries, str(version))
+        for seen, remover in removed.items():
+            if seen in lineage or str(version) in self._ancestors(entries, seen):
+                return remover
+        return None
 
     def _lose(self, c: ChangeSet, kind: str, table: str, key: str, winner: str | None) -> None:
         loser = {"provenance": provenance(c), "payload": c.payload}
@@ -685,6 +717,9 @@ class Merger:
         incoming = dict(zip(columns, values, strict=True))
         if has_event and prev is not None and str(current["edit_event_id"]) == prev:
             won = names  # it overwrote exactly what is here: no concurrency
+        elif (remover := self._targets_removed(c, table, key, prev)) is not None:
+            self._lose(c, DELETED, table, key, remover)  # an edit of the row deleted here
+            return
         else:
             entries = self._entries(table, key, exclude=c)
             ancestors = self._ancestors(entries, prev)
@@ -771,6 +806,17 @@ class Merger:
                 self._lose(c, STALE, "blocks", c.subject_id, stale)
                 return
         seen = {(g["table"], r[0]): r[1] for g in groups for r in g["rows"]}
+        if c.operation != "prune_ai_jobs":
+            subject = (c.subject_table, c.subject_id)
+            here = self._event_of(*subject)
+            version = seen.get(subject)
+            if (
+                here is not None
+                and version is not None
+                and str(version) != here
+                and self._targets_removed(c, *subject, version) is not None
+            ):
+                return  # what it deletes was deleted here already; the row here is a new one
         if c.operation == "prune_ai_jobs":
             self._log_unseen_versions(c, seen)
         else:
@@ -858,6 +904,12 @@ class Merger:
             self._lose(c, DELETED, parent, key, self._deleter(c, parent, key))
             return
         generation = str(current["edit_event_id"])
+        base = c.payload.get("base")
+        if base is not None and str(base) != generation:
+            remover = self._targets_removed(c, parent, key, base)
+            if remover is not None:  # a replacement of the parent deleted here
+                self._lose(c, DELETED, parent, key, remover)
+                return
         if c.hlc < self._stamp_of(generation):
             self._lose(c, STALE, parent, key, generation)
             return

@@ -3,11 +3,13 @@
 A change set is *stable* when every peer this replica completed a two-way
 sync with (``sync_peers``) had applied it. Stable change sets are deleted,
 except, for each row that still exists, the newest one about it (it carries
-the row's provenance and, for a document or canvas, its generation's stamp)
-and the highest-stamped one that wrote each of its fields: the merge rules
+the row's provenance and, for a document or canvas, its generation's stamp),
+the highest-stamped one that wrote each of its fields, and, for a row deleted
+and created again with its id, the newest delete of it: the merge rules
 compare against those. So after a prune with every peer current, the ledger
 holds at most one change set per live row and field it is about (one per row
-when every write of the row writes the same fields).
+when every write of the row writes the same fields), plus one delete per row
+created again.
 The highest pruned sequence number per (origin, scope) goes to
 ``sync_pruned``: a peer behind it is told to re-copy (``PrunedError``).
 """
@@ -57,18 +59,26 @@ def prune(adapter: Adapter, q: Any, ledger: Ledger, dry_run: bool) -> LedgerPrun
             return report
         newest: dict[tuple[str, str], str] = {}
         writers: dict[tuple[str, str, str], tuple[str, tuple[str, str, int]]] = {}
+        removers: dict[tuple[str, str], tuple[str, tuple[str, str, int]]] = {}
         for origin, scope, seq, table, key, hlc, status, payload in rows:
             if hlc > newest.get((table, key), ""):
                 newest[table, key] = hlc
             if status == APPLIED:
-                for column in _written(table, key, payload):
+                body = payload if isinstance(payload, dict) else json.loads(payload)
+                for column in _written(table, key, body):
                     if hlc > writers.get((table, key, column), ("", None))[0]:
                         writers[table, key, column] = (hlc, (origin, scope, seq))
+                if body.get("delete") and hlc > removers.get((table, key), ("", None))[0]:
+                    removers[table, key] = (hlc, (origin, scope, seq))
         # The field rule compares a received write with the highest stamp that
         # wrote the field here: that change set stays, or an older concurrent
         # write from a replica this one never met (relayed by a peer) would
         # win the field here and lose it everywhere else.
         last_writers = {change for _hlc, change in writers.values()}
+        # A row deleted and created again keeps the delete: it tells an edit
+        # of the deleted row (made before the delete was seen) from an edit
+        # of the new one, which would otherwise apply to the new row here.
+        last_writers |= {change for _hlc, change in removers.values()}
         live = _live(adapter, s, {k for k in newest if k[0] in SYNCED_TABLES})
         doomed, marks = [], {}
         for origin, scope, seq, table, key, hlc, _status, _payload in rows:
@@ -92,10 +102,10 @@ def prune(adapter: Adapter, q: Any, ledger: Ledger, dry_run: bool) -> LedgerPrun
     return adapter.run(WRITE, work)
 
 
-def _written(table: str, key: str, payload: Any) -> list[str]:
+def _written(table: str, key: str, payload: dict[str, Any]) -> list[str]:
     """The fields a change set wrote to its subject row (as ``merge._entry``
     reads them)."""
-    put = (payload if isinstance(payload, dict) else json.loads(payload)).get("put", ())
+    put = payload.get("put", ())
     return [
         column
         for group in put
