@@ -704,3 +704,47 @@ def test_a_row_created_again_after_its_delete_was_pruned_loses_a_late_edit_of_th
         assert content(a) == content(b) == content(c)
     finally:
         next(trio, None)
+
+
+@pytest.mark.parametrize("kinds", TRIOS)
+@pytest.mark.parametrize("late", ["graph", "delete"])
+def test_a_prune_keeps_a_creation_made_in_a_deleted_workspace_for_its_edits_relayed_late(
+    request, tmp_path, kinds, late
+) -> None:
+    """A star (A and C sync only with B): A deletes the workspace and creates
+    it again with its canvas id; C deletes and creates the canvas again in
+    the old workspace, and B brings that to A (where it loses) before A
+    prunes. C's later graph replacement (or delete) of its canvas then
+    reaches A: it must lose there as on B and C, which needs C's creation,
+    whose ``base`` names the deleted workspace. Before, A's prune dropped
+    it and A applied the late change set to its own canvas."""
+    trio = replicas(request, tmp_path, kinds)
+    a, b, c = next(trio)
+    try:
+        a.create_workspace(ADA, NewWorkspace("W", id="ws"))
+        a.create_canvas(ADA, NewCanvas("ws", "orig", id="cv"))
+        sync_databases(a, b)
+        sync_databases(b, c)
+        c.delete_canvas(CAT, "cv")
+        c.create_canvas(CAT, NewCanvas("ws", "cat's", id="cv"))
+        a.delete_workspace(ADA, "ws")
+        a.create_workspace(ADA, NewWorkspace("W again", id="ws"))
+        a.create_canvas(ADA, NewCanvas("ws", "ada's", id="cv"))
+        a.update_canvas_graph(ADA, "cv", [NewCanvasNode("n", 0.0, 0.0, id="an")], [])
+        sync_databases(b, c)
+        sync_databases(a, b)
+        sync_databases(a, b)  # b recorded as a peer: all of a is stable
+        a.prune_ledger()
+        if late == "graph":
+            c.update_canvas_graph(CAT, "cv", [NewCanvasNode("n", 1.0, 1.0, id="cn")], [])
+        else:
+            c.delete_canvas(CAT, "cv")
+        for x, y in [(b, c), (a, b), (b, c), (a, b)]:
+            sync_databases(x, y)
+        for db in (a, b, c):
+            graph = db.get_canvas_with_graph("cv")
+            assert (graph.canvas.title, [n.id for n in graph.nodes]) == ("ada's", ["an"])
+        assert content(a) == content(b) == content(c)
+        assert a.content_digests() == b.content_digests() == c.content_digests()
+    finally:
+        next(trio, None)
