@@ -665,7 +665,12 @@ class Merger:
         ``c`` was made against this row."""
         if version is None:
             return None
-        removed = self._removed(c).versions.get((table, key), {})
+        versions = self._removed(c).versions
+        removed = versions.get((table, key), {})
+        if not removed and (
+            table not in BASED_ON_PARENT or ("workspaces", c.scope) not in versions
+        ):
+            return None  # (a document's or canvas's scope is its workspace)
         entries = self._entries(table, key, exclude=c)
         lineage = self._ancestors(entries, str(version))
         for seen, remover in sorted(removed.items()):
