@@ -87,11 +87,15 @@ class _SQL:
         self.insert_workspace = fix(
             f"INSERT INTO workspaces (id, name, created_at, updated_at, {TRACE}) VALUES ({_q(9)})"
         )
+        # ... and the version of the workspace they go into (the ledger's "base")
+        based = " RETURNING (SELECT w.edit_event_id FROM workspaces w WHERE w.id = {}.workspace_id)"
         self.insert_document = fix(
             f"INSERT INTO documents (id, workspace_id, title, created_at, updated_at, {TRACE}) "
-            f"VALUES ({_q(10)})"
+            f"VALUES ({_q(10)})" + based.format("documents")
         )
-        self.insert_canvas = fix(f"INSERT INTO canvases ({CANVAS}) VALUES ({_q(10)})")
+        self.insert_canvas = fix(
+            f"INSERT INTO canvases ({CANVAS}) VALUES ({_q(10)})" + based.format("canvases")
+        )
         self.insert_block = fix(f"INSERT INTO blocks ({BLOCK}) VALUES ({_q(14)})")
         self.insert_terms_for_document = fix(
             "INSERT INTO block_search (block_id, chunk, word_count, tokens, workspace_id) "
@@ -213,8 +217,10 @@ class RawImpl:
 
     def _create(self, operation: str, table: str, columns: Any, sql: str, row: Any, scope: str):
         with self._tx() as cur:
-            cur.execute(sql, row)
-            payload = {"put": [put(table, columns, [row])]}
+            got = cur.execute(sql, row)
+            payload: dict[str, Any] = {"put": [put(table, columns, [row])]}
+            if table in ("documents", "canvases"):  # the workspace's version it goes into
+                payload["base"] = str(got.fetchone()[0])
             self.ledger.append(operation, scope, (table, row[0]), payload, row[-1])
 
     def create_workspace(self, ws_id: str, name: str) -> None:

@@ -326,8 +326,22 @@ class Database:
         """Insert one row in its own transaction; the record over it, as stored."""
         w = write
 
+        based = {
+            DOCUMENTS.name: self._q.insert_document_returning_base,
+            CANVASES.name: self._q.insert_canvas_returning_base,
+        }.get(table.name)
+
         def work(w: Write) -> Any:
-            w.insert(table, self._inserts[table.name], row)
+            payload: dict[str, Any] = {"put": [put(table.name, table.names, [row])]}
+            if based is not None and self._logged(w.session):
+                # the workspace it goes into, as its writer saw it: an
+                # incarnation of it deleted elsewhere and created again is
+                # another workspace (sync rule 3)
+                r = w.insert(table, based, row, returning=True)
+                if r is not None and r[0] is not None:
+                    payload["base"] = str(r[0])
+            else:
+                w.insert(table, self._inserts[table.name], row)
             key = row[table.at["id"]]
             if table is WORKSPACES:
                 scope = key
@@ -335,7 +349,7 @@ class Database:
                 scope = row[table.at["workspace_id"]]
             else:
                 scope = _GLOBAL
-            w.change = (scope, (table.name, key), {"put": [put(table.name, table.names, [row])]})
+            w.change = (scope, (table.name, key), payload)
 
         with inserting(table, row):
             self._transaction(w, work, AUTOCOMMIT)

@@ -167,6 +167,16 @@ class Queries:
         + " RETURNING (SELECT d.workspace_id FROM documents d WHERE d.id = blocks.document_id),"
         " (SELECT d.edit_event_id FROM documents d WHERE d.id = blocks.document_id)"
     )
+    # A document's (canvas's) creation and the version of its workspace as
+    # its writer saw it (the ledger's "base"), in the same statement
+    insert_document_returning_base: str = (
+        DOCUMENTS.insert_sql + " RETURNING (SELECT w.edit_event_id FROM workspaces w"
+        " WHERE w.id = documents.workspace_id)"
+    )
+    insert_canvas_returning_base: str = (
+        CANVASES.insert_sql + " RETURNING (SELECT w.edit_event_id FROM workspaces w"
+        " WHERE w.id = canvases.workspace_id)"
+    )
     update_block: str = f"UPDATE blocks SET {_BLOCK_SET} WHERE id = ? RETURNING {BLOCK}"
     # What the ledger needs of an updated block, as it was before (ledger_block:
     # id, edit_event_id, its document's workspace and edit_event_id), returned
@@ -434,8 +444,8 @@ class Queries:
     mark_conflict_restored: str = "UPDATE sync_conflicts SET restored_event_id = ? WHERE id = ?"
     prune_peers: str = "SELECT peer_id, origin_id, scope, seq FROM sync_peers"
     prune_candidates: str = (
-        "SELECT origin_id, scope, seq, subject_table, subject_id, hlc, status, payload "
-        "FROM sync_changes"
+        "SELECT origin_id, scope, seq, subject_table, subject_id, hlc, status, payload, "
+        "edit_event_id, operation FROM sync_changes"
     )
     prune_delete: str = "DELETE FROM sync_changes WHERE origin_id = ? AND scope = ? AND seq = ?"
     prune_mark: str = (

@@ -461,3 +461,290 @@ def test_a_change_set_writing_what_its_operation_does_not_is_refused(pair, damag
         b.import_changes(batch)
     assert message in str(caught.value)
     assert (content(b), b.sync_vector(), b.content_digests()) == before
+
+
+TRIOS = [("sqlite", "postgresql", "sqlite"), ("postgresql", "sqlite", "postgresql")]
+
+
+def _second_edit(a, b, c) -> None:
+    """C edits the old block twice; the first edit reaches A (and loses)
+    before A's prune, the second (made against the first) after it."""
+    c.update_block(CAT, "bk", BlockUpdate(raw_content="cat's first"))
+    a.delete_block(ADA, "bk")
+    a.create_block(ADA, NewBlock("d", "p", 0, "ada's new block", id="bk"))
+    sync_databases(b, c)
+    c.update_block(CAT, "bk", BlockUpdate(raw_content="cat's second"))
+
+
+def _stale_delete(a, b, c) -> None:
+    """C edits the old block, B relays it, then C deletes its own version."""
+    c.update_block(CAT, "bk", BlockUpdate(raw_content="cat's"))
+    a.delete_block(ADA, "bk")
+    a.create_block(ADA, NewBlock("d", "p", 0, "ada's new block", id="bk"))
+    sync_databases(b, c)
+    c.delete_block(CAT, "bk")
+
+
+def _older_version(a, b, c) -> None:
+    """C edits the version before the one A deleted (A's edit of it was pruned)."""
+    a.update_block(ADA, "bk", BlockUpdate(kind="heading"))
+    sync_databases(a, b)
+    sync_databases(a, b)
+    a.prune_ledger()
+    a.delete_block(ADA, "bk")
+    a.create_block(ADA, NewBlock("d", "p", 0, "ada's new block", id="bk"))
+    c.update_block(CAT, "bk", BlockUpdate(raw_content="cat's edit of the first version"))
+
+
+def _third_incarnation(a, b, c) -> None:
+    """A deletes and creates the block again three times; C's edit is of the first."""
+    for n in (2, 3, 4):
+        a.delete_block(ADA, "bk")
+        a.create_block(ADA, NewBlock("d", "p", 0, f"ada's block {n}", id="bk"))
+    a.update_block(ADA, "bk", BlockUpdate(raw_content="ada's new block"))
+
+
+@pytest.mark.parametrize("kinds", TRIOS)
+@pytest.mark.parametrize(
+    "race",
+    [_second_edit, _stale_delete, _older_version, _third_incarnation],
+    ids=["second-edit", "stale-delete", "older-version", "third-incarnation"],
+)
+def test_a_prune_keeps_the_lineage_of_every_deleted_incarnation_for_edits_relayed_late(
+    request, tmp_path, kinds, race
+) -> None:
+    """A star: A and C sync only with B. A deletes a block and creates it
+    again; C's change sets made against the deleted one reach A through B
+    after A pruned (every peer current). Each must lose there as on B and C,
+    which needs what ties it to the deleted incarnation: every delete of the
+    row (not only the newest) and the change sets along the deleted
+    versions' ``prev`` lineage (an edit made against an edit that lost, a
+    delete of such an edit, an edit of an older version of the deleted
+    row). Before, A's prune dropped them and A applied the late change set
+    to the new block (or deleted it)."""
+    trio = replicas(request, tmp_path, kinds)
+    a, b, c = next(trio)
+    try:
+        a.create_workspace(ADA, NewWorkspace("W", id="ws"))
+        a.create_document(ADA, NewDocument("ws", "D", id="d"))
+        a.create_block(ADA, NewBlock("d", "p", 0, "orig", id="bk"))
+        sync_databases(a, b)
+        sync_databases(b, c)
+        race(a, b, c)
+        sync_databases(a, b)
+        sync_databases(a, b)  # b recorded as a peer: all of a is stable
+        a.prune_ledger()
+        if race is _third_incarnation:
+            c.update_block(CAT, "bk", BlockUpdate(raw_content="cat's edit of the first"))
+        for x, y in [(b, c), (a, b), (b, c), (a, b)]:
+            sync_databases(x, y)
+        for db in (a, b, c):
+            assert db.get_block("bk").raw_content == "ada's new block"
+        assert content(a) == content(b) == content(c)
+        assert a.content_digests() == b.content_digests() == c.content_digests()
+    finally:
+        next(trio, None)
+
+
+@pytest.mark.parametrize("kinds", TRIOS)
+def test_an_edit_made_beside_the_versions_a_delete_saw_loses_to_it_after_the_row_is_created_again(
+    request, tmp_path, kinds
+) -> None:
+    """C edits the block twice from the version before A's edit of it (a
+    sibling of what A's delete saw); A deletes it and creates it again. C's
+    second edit (against its first) shares only an ancestor with the deleted
+    version: it is an edit of the deleted row and loses to the delete on
+    every replica, not only where the delete arrived after it."""
+    trio = replicas(request, tmp_path, kinds)
+    a, b, c = next(trio)
+    try:
+        a.create_workspace(ADA, NewWorkspace("W", id="ws"))
+        a.create_document(ADA, NewDocument("ws", "D", id="d"))
+        a.create_block(ADA, NewBlock("d", "p", 0, "orig", id="bk"))
+        sync_databases(a, b)
+        sync_databases(b, c)
+        a.update_block(ADA, "bk", BlockUpdate(kind="heading"))
+        a.delete_block(ADA, "bk")
+        a.create_block(ADA, NewBlock("d", "p", 0, "ada's new block", id="bk"))
+        c.update_block(CAT, "bk", BlockUpdate(raw_content="cat's first"))
+        c.update_block(CAT, "bk", BlockUpdate(raw_content="cat's second"))
+        for _ in range(3):
+            for x, y in [(a, b), (b, c)]:
+                sync_databases(x, y)
+        for db in (a, b, c):
+            assert db.get_block("bk").raw_content == "ada's new block"
+        assert content(a) == content(b) == content(c)
+        assert a.content_digests() == b.content_digests() == c.content_digests()
+        lost = [x for x in a.conflicts(kind="deleted") if x.row_id == "bk"]
+        assert sorted(x.loser["provenance"]["actor_id"] for x in lost) == ["cat", "cat"]
+    finally:
+        next(trio, None)
+
+
+def test_a_document_or_canvas_created_in_a_workspace_deleted_and_created_again_loses(
+    pair,
+) -> None:
+    """B creates a document and a canvas in the workspace A deletes and
+    creates again with its id. They were made in the deleted workspace:
+    they lose to its delete on A as they do on B (where the delete removes
+    them), which their creations tell by the workspace version they record
+    (``base``). Before, A kept them and B did not."""
+    a, b = pair
+    a.create_workspace(ADA, NewWorkspace("W", id="ws"))
+    converged(a, b)
+    a.delete_workspace(ADA, "ws")
+    a.create_workspace(ADA, NewWorkspace("W again", id="ws"))
+    b.create_document(BOB, NewDocument("ws", "bob's", id="d"))
+    b.create_canvas(BOB, NewCanvas("ws", "bob's", id="cv"))
+    converged(a, b)
+    for db in (a, b):
+        assert (db.list_documents("ws"), db.list_canvases("ws")) == ([], [])
+    lost = sorted((x.table_name, x.row_id) for x in a.conflicts(kind="deleted"))
+    assert lost == [("canvases", "cv"), ("documents", "d")]
+    assert {x.winner_provenance["operation"] for x in a.conflicts(kind="deleted")} == {
+        "delete_workspace"
+    }
+
+
+def _two_graphs(a, b) -> None:
+    a.delete_canvas(ADA, "cv")
+    a.create_canvas(ADA, NewCanvas("ws", "ada's", id="cv"))
+    for n in ("n1", "n2"):
+        b.update_canvas_graph(BOB, "cv", [NewCanvasNode("n", 1.0, 1.0, id=n)], [])
+
+
+def _two_block_lists(a, b) -> None:
+    a.delete_document(ADA, "d")
+    a.create_document(ADA, NewDocument("ws", "ada's", id="d"))
+    for n in ("r1", "r2"):
+        b.replace_blocks(BOB, "d", [NewBlock("d", "p", 0, "bob's", id=n)])
+
+
+@pytest.mark.parametrize("race", [_two_graphs, _two_block_lists], ids=["graphs", "block-lists"])
+def test_a_second_replacement_made_against_a_deleted_row_loses_like_the_first(pair, race) -> None:
+    """B replaces the old canvas's graph (document's blocks) twice while A
+    deletes it and creates it again. The second replacement's ``base`` is
+    the first one's generation, which lost on A: a replacement's base is the
+    link of the row's lineage as an update's ``prev`` is, so both lose to the
+    delete on A as they do on B. Before, A applied the second one to the new
+    row (only the first was traced to the deleted version)."""
+    a, b = pair
+    a.create_workspace(ADA, NewWorkspace("W", id="ws"))
+    a.create_document(ADA, NewDocument("ws", "D", id="d"))
+    a.create_canvas(ADA, NewCanvas("ws", "orig", id="cv"))
+    converged(a, b)
+    race(a, b)
+    converged(a, b)
+    for db in (a, b):
+        assert db.get_canvas_with_graph("cv").nodes == [] and db.get_blocks("d") == []
+
+
+def test_a_canvas_or_document_created_again_in_a_workspace_deleted_elsewhere_loses_with_its_edits(
+    pair,
+) -> None:
+    """A deletes the workspace and creates it again with its document and
+    canvas ids; B meanwhile deletes and creates again the document and the
+    canvas in the old workspace and replaces their content. B's rows were
+    made in the deleted workspace: everything made against them loses on A
+    as on B (where the workspace's delete removes them), told by their
+    creations' ``base``. Before, A merged B's creations with its own and
+    applied B's graph to its canvas."""
+    a, b = pair
+    a.create_workspace(ADA, NewWorkspace("W", id="ws"))
+    a.create_document(ADA, NewDocument("ws", "D", id="d"))
+    a.create_canvas(ADA, NewCanvas("ws", "orig", id="cv"))
+    converged(a, b)
+    a.delete_workspace(ADA, "ws")
+    a.create_workspace(ADA, NewWorkspace("W again", id="ws"))
+    a.create_document(ADA, NewDocument("ws", "ada's", id="d"))
+    a.create_canvas(ADA, NewCanvas("ws", "ada's", id="cv"))
+    b.delete_document(BOB, "d")
+    b.create_document(BOB, NewDocument("ws", "bob's", id="d"))
+    b.replace_blocks(BOB, "d", [NewBlock("d", "p", 0, "bob's", id="bb")])
+    b.delete_canvas(BOB, "cv")
+    b.create_canvas(BOB, NewCanvas("ws", "bob's", id="cv"))
+    b.update_canvas_graph(BOB, "cv", [NewCanvasNode("n", 1.0, 1.0, id="bn")], [])
+    converged(a, b)
+    for db in (a, b):
+        assert db.get_document("d").title == "ada's" and db.get_blocks("d") == []
+        graph = db.get_canvas_with_graph("cv")
+        assert graph.canvas.title == "ada's" and graph.nodes == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not covered (docs/DESIGN.md, Prune): the delete of a row with no row of its id "
+    "left is pruned, so an id created again after that prune cannot tell an edit of the "
+    "deleted row relayed later from an edit of the new one",
+)
+@pytest.mark.parametrize("kinds", TRIOS[:1])
+def test_a_row_created_again_after_its_delete_was_pruned_loses_a_late_edit_of_the_deleted_one(
+    request, tmp_path, kinds
+) -> None:
+    """A star (A and C sync only with B): A deletes a block, prunes with B
+    current (the block gone: its delete is pruned), then creates it again
+    with its id. C's edit of the deleted block, made later, reaches A through
+    B: B loses it to the delete, A applies it to the new block."""
+    trio = replicas(request, tmp_path, kinds)
+    a, b, c = next(trio)
+    try:
+        a.create_workspace(ADA, NewWorkspace("W", id="ws"))
+        a.create_document(ADA, NewDocument("ws", "D", id="d"))
+        a.create_block(ADA, NewBlock("d", "p", 0, "orig", id="bk"))
+        sync_databases(a, b)
+        sync_databases(b, c)
+        a.delete_block(ADA, "bk")
+        sync_databases(a, b)
+        sync_databases(a, b)
+        a.prune_ledger()
+        a.create_block(ADA, NewBlock("d", "p", 0, "ada's new block", id="bk"))
+        c.update_block(CAT, "bk", BlockUpdate(raw_content="cat's edit of the old block"))
+        for x, y in [(a, b), (b, c), (a, b), (b, c)]:
+            sync_databases(x, y)
+        assert content(a) == content(b) == content(c)
+    finally:
+        next(trio, None)
+
+
+@pytest.mark.parametrize("kinds", TRIOS)
+@pytest.mark.parametrize("late", ["graph", "delete"])
+def test_a_prune_keeps_a_creation_made_in_a_deleted_workspace_for_its_edits_relayed_late(
+    request, tmp_path, kinds, late
+) -> None:
+    """A star (A and C sync only with B): A deletes the workspace and creates
+    it again with its canvas id; C deletes and creates the canvas again in
+    the old workspace, and B brings that to A (where it loses) before A
+    prunes. C's later graph replacement (or delete) of its canvas then
+    reaches A: it must lose there as on B and C, which needs C's creation,
+    whose ``base`` names the deleted workspace. Before, A's prune dropped
+    it and A applied the late change set to its own canvas."""
+    trio = replicas(request, tmp_path, kinds)
+    a, b, c = next(trio)
+    try:
+        a.create_workspace(ADA, NewWorkspace("W", id="ws"))
+        a.create_canvas(ADA, NewCanvas("ws", "orig", id="cv"))
+        sync_databases(a, b)
+        sync_databases(b, c)
+        c.delete_canvas(CAT, "cv")
+        c.create_canvas(CAT, NewCanvas("ws", "cat's", id="cv"))
+        a.delete_workspace(ADA, "ws")
+        a.create_workspace(ADA, NewWorkspace("W again", id="ws"))
+        a.create_canvas(ADA, NewCanvas("ws", "ada's", id="cv"))
+        a.update_canvas_graph(ADA, "cv", [NewCanvasNode("n", 0.0, 0.0, id="an")], [])
+        sync_databases(b, c)
+        sync_databases(a, b)
+        sync_databases(a, b)  # b recorded as a peer: all of a is stable
+        a.prune_ledger()
+        if late == "graph":
+            c.update_canvas_graph(CAT, "cv", [NewCanvasNode("n", 1.0, 1.0, id="cn")], [])
+        else:
+            c.delete_canvas(CAT, "cv")
+        for x, y in [(b, c), (a, b), (b, c), (a, b)]:
+            sync_databases(x, y)
+        for db in (a, b, c):
+            graph = db.get_canvas_with_graph("cv")
+            assert (graph.canvas.title, [n.id for n in graph.nodes]) == ("ada's", ["an"])
+        assert content(a) == content(b) == content(c)
+        assert a.content_digests() == b.content_digests() == c.content_digests()
+    finally:
+        next(trio, None)

@@ -127,6 +127,12 @@ _CHILD_COLUMN = {"documents": "document_id", "canvases": "canvas_id"}
 #: A generation parent's child tables (deleted first to last).
 _CHILDREN = {parent: children for parent, children in GENERATIONS.values()}
 
+#: The tables whose creations record their parent's version as ``base`` (a
+#: document or canvas: its workspace's edit_event_id), to tell a creation in
+#: a parent deleted and created again. (Blocks record their document's
+#: generation instead, canvas nodes and edges are written with their graph.)
+BASED_ON_PARENT = frozenset(t for t, (parent, _) in PARENTS.items() if parent == "workspaces")
+
 #: The canonical tables change sets may write (never the sync bookkeeping).
 SYNCED_TABLES = frozenset(t.name for t in CANONICAL)
 
@@ -155,6 +161,7 @@ class _Entry:
     prev: str | None
     columns: dict[str, Any]
     provenance: dict[str, Any]
+    base: str | None = None
 
 
 def _entry(table: str, key: str, r: Sequence[Any]) -> _Entry:
@@ -170,7 +177,16 @@ def _entry(table: str, key: str, r: Sequence[Any]) -> _Entry:
     keys = ("hlc", "edit_event_id", "operation", "actor_kind", "actor_id", "job_id")
     prov = {**dict(zip(keys, r[:6], strict=True)), "workflow_id": r[6]}
     prov.update(origin_id=r[8], seq=r[9], written_at=r[10])
-    return _Entry(r[0], str(r[1]), payload.get("prev"), columns, prov)
+    return _Entry(r[0], str(r[1]), lineage_link(r[2], payload), columns, prov, payload.get("base"))
+
+
+def lineage_link(operation: str, payload: dict[str, Any]) -> str | None:
+    """The version of its subject row a change set was made against, the
+    link ``Merger._ancestors`` follows: an update's ``prev``, a
+    replacement's ``base`` (the generation it replaced); None for a creation
+    or a delete."""
+    link = payload.get("base") if RULES.get(operation) == GENERATION else payload.get("prev")
+    return None if link is None else str(link)
 
 
 @dataclass
@@ -636,20 +652,42 @@ class Merger:
 
     def _targets_removed(self, c: ChangeSet, table: str, key: str, version: Any) -> str | None:
         """For a row that exists here: the local delete that already removed
-        the version ``c`` was made against (``version``, what it overwrote or
-        deleted, or one of that version's own ancestors or descendants on the
-        row) — the row here is then the id created again, a row ``c`` never
-        saw; None if ``c`` was made against this row."""
+        the incarnation ``c`` was made against — ``version`` (what it
+        overwrote or deleted) shares an ancestor on the row with a version a
+        delete removed: it is that version, one of its ancestors or
+        descendants, or a sibling (an edit made concurrently with the
+        versions the deleter saw, from a common ancestor); or its lineage
+        starts with a creation in a version of the parent that a local
+        delete removed (a document made in a workspace deleted here and
+        created again). The row here is then the id created again, a row
+        ``c`` never saw (an incarnation starts with a creation, which has no
+        ``prev``, so the lineages of two incarnations never meet). None if
+        ``c`` was made against this row."""
         if version is None:
             return None
-        removed = self._removed(c).versions.get((table, key))
-        if not removed:
-            return None
+        versions = self._removed(c).versions
+        removed = versions.get((table, key), {})
+        if not removed and (
+            table not in BASED_ON_PARENT or ("workspaces", c.scope) not in versions
+        ):
+            return None  # (a document's or canvas's scope is its workspace)
         entries = self._entries(table, key, exclude=c)
         lineage = self._ancestors(entries, str(version))
-        for seen, remover in removed.items():
-            if seen in lineage or str(version) in self._ancestors(entries, seen):
+        for seen, remover in sorted(removed.items()):
+            if not lineage.isdisjoint(self._ancestors(entries, seen)):
                 return remover
+        parent = PARENTS.get(table)
+        if table not in BASED_ON_PARENT or parent is None:
+            return None
+        for e in entries:  # the lineage's creation, in a parent deleted here
+            creation = RULES.get(e.provenance["operation"]) == INSERT
+            if creation and e.event in lineage and e.base is not None:
+                parent_key = e.columns.get(parent[1])
+                here = None if parent_key is None else self._event_of(parent[0], parent_key)
+                if here is not None and here != str(e.base):
+                    remover = self._targets_removed(c, parent[0], parent_key, e.base)
+                    if remover is not None:
+                        return remover
         return None
 
     def _lose(self, c: ChangeSet, kind: str, table: str, key: str, winner: str | None) -> None:
@@ -672,6 +710,21 @@ class Merger:
             return None
         return current
 
+    def _parent_removed(self, c: ChangeSet, table: str, row: dict[str, Any]) -> str | None:
+        """For a creation under a parent that is not a generation (a document
+        or canvas in its workspace): the local delete that removed the
+        parent's version its writer saw (``base``), if the parent here is
+        that id created again; else None. Block creations answer to their
+        document's generation instead (``_stale_base``)."""
+        parent = PARENTS.get(table)
+        if table not in BASED_ON_PARENT or parent is None or c.payload.get("base") is None:
+            return None
+        parent_table, column = parent
+        here = self._event_of(parent_table, row[column])
+        if here is None or here == str(c.payload["base"]):
+            return None
+        return self._targets_removed(c, parent_table, row[column], c.payload["base"])
+
     def _insert(self, c: ChangeSet) -> None:
         for group in c.payload.get("put", ()):
             table, columns = group["table"], group["columns"]
@@ -686,6 +739,10 @@ class Merger:
                 stale = self._stale_base(c, table, row)
                 if stale is not None:
                     self._lose(c, STALE, table, key, stale)
+                    continue
+                remover = self._parent_removed(c, table, row)
+                if remover is not None:  # made in a parent deleted here and created again
+                    self._lose(c, DELETED, table, key, remover)
                     continue
                 params = self._to_db(table, columns, values)
                 if self._row(table, key, MERGE_LOCKS[0]) is None:
