@@ -253,11 +253,16 @@ class Column:
             if not self.nullable:
                 raise ValidationError(f"{label} must not be null")
             return
+        self.stored_check(value, label)
+
+    @property
+    def stored_check(self) -> Callable[[Any, str], None]:
+        """The check of a non-null stored value (``check_stored`` after NULL)."""
         stored = _STORED_CHECKS.get(self.codec.kind)
         if stored is not None:
-            stored(value, label)
-        else:
-            self.codec.from_json(value, _identity, label)
+            return stored
+        from_json = self.codec.from_json
+        return lambda value, label: from_json(value, _identity, label)
 
     @property
     def decoder(self) -> Decoder | None:
@@ -309,6 +314,11 @@ class Table:
         #: column name -> position in a stored row
         self.at: Mapping[str, int] = {n: i for i, n in enumerate(self.names)}
         self.by_name: Mapping[str, Column] = {c.name: c for c in self.columns}
+        #: name -> (check of a non-null stored value, nullable, label): Column.check_stored
+        #: unrolled, for the rows a sync batch brings
+        self._stored_checks = {
+            c.name: (c.stored_check, c.nullable, f"{name}.{c.name}") for c in self.columns
+        }
         if key not in self.at or (parent is not None and parent.column not in self.at):
             raise TypeError(f"{name}: key or parent column is not described")
         self.trace_names: tuple[str, ...] = tuple(c.name for c in self.columns if c.trace)
@@ -385,11 +395,16 @@ class Table:
     def check_stored(self, columns: Sequence[str], values: Sequence[Any]) -> None:
         """Check a row of stored values (``values`` in ``columns`` order, as a
         change set's ``put`` rows carry them): see :meth:`Column.check_stored`."""
-        by_name = self.by_name
+        checks = self._stored_checks
         for name, value in zip(columns, values, strict=True):
-            column = by_name.get(name)
-            if column is not None:  # a live column the description lacks has no codec to ask
-                column.check_stored(value, f"{self.name}.{name}")
+            entry = checks.get(name)
+            if entry is None:  # a live column the description lacks has no codec to ask
+                continue
+            check, nullable, label = entry
+            if value is not None:
+                check(value, label)
+            elif not nullable:
+                raise ValidationError(f"{label} must not be null")
 
     def undecodable(self, column: str, row: Sequence[Any], raw: Any) -> CorruptDataError:
         """The error for ``row``'s stored ``column`` value ``raw`` that cannot be decoded."""

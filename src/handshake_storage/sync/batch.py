@@ -197,17 +197,9 @@ def _check_payload(where: str, payload: dict[str, Any]) -> None:
                 not isinstance(group, dict)
                 or not isinstance(group.get("table"), str)
                 or not isinstance(group.get("rows"), list)
-                or not all(
-                    isinstance(r, list) and r and isinstance(r[0], str) for r in group["rows"]
-                )
             ):
                 raise ValidationError(f"{where}: payload {key} groups need a table and rows")
-            if key != "put" and not all(
-                len(r) == 2 and (r[1] is None or isinstance(r[1], str)) for r in group["rows"]
-            ):
-                raise ValidationError(
-                    f"{where}: payload {key} rows need a key and the event it was seen at"
-                )
+            rows = group["rows"]
             if key == "put":
                 columns = group.get("columns")
                 if (
@@ -216,9 +208,19 @@ def _check_payload(where: str, payload: dict[str, Any]) -> None:
                     or columns[0] != "id"
                     or not all(isinstance(c, str) for c in columns)
                     or len(set(columns)) != len(columns)
-                    or any(len(r) != len(columns) for r in group["rows"])
                 ):
                     raise ValidationError(f"{where}: payload put groups need id-first columns")
+                width = len(columns)
+            for r in rows:  # one pass: keyed rows, of the group's width
+                if not isinstance(r, list) or not r or not isinstance(r[0], str):
+                    raise ValidationError(f"{where}: payload {key} groups need a table and rows")
+                if key == "put":
+                    if len(r) != width:
+                        raise ValidationError(f"{where}: payload put groups need id-first columns")
+                elif len(r) != 2 or not (r[1] is None or isinstance(r[1], str)):
+                    raise ValidationError(
+                        f"{where}: payload {key} rows need a key and the event it was seen at"
+                    )
     for key in ("base", "prev"):
         if payload.get(key) is not None and not isinstance(payload[key], str):
             raise ValidationError(f"{where}: payload {key} must be an event id")
