@@ -57,6 +57,15 @@ def converged(a, b) -> None:
     assert a.content_digests() == b.content_digests()
 
 
+def star_with_a_block(a, b, c) -> None:
+    """Workspace ws, document d and block bk made on A; then A -> B -> C."""
+    a.create_workspace(ADA, NewWorkspace("W", id="ws"))
+    a.create_document(ADA, NewDocument("ws", "D", id="d"))
+    a.create_block(ADA, NewBlock("d", "p", 0, "orig", id="bk"))
+    sync_databases(a, b)
+    sync_databases(b, c)
+
+
 def test_a_same_id_created_later_elsewhere_starts_an_empty_generation_on_both(pair) -> None:
     """A document (canvas) id created on both replicas: the later creation
     wins the row's fields, its generation included, so the earlier one's
@@ -153,11 +162,7 @@ def test_a_prune_keeps_the_last_writer_of_each_field_for_an_edit_relayed_from_a_
     trio = replicas(request, tmp_path, kinds)
     a, b, c = next(trio)
     try:
-        a.create_workspace(ADA, NewWorkspace("W", id="ws"))
-        a.create_document(ADA, NewDocument("ws", "D", id="d"))
-        a.create_block(ADA, NewBlock("d", "p", 0, "orig", id="bk"))
-        sync_databases(a, b)
-        sync_databases(b, c)
+        star_with_a_block(a, b, c)
         c.update_block(CAT, "bk", BlockUpdate(raw_content="cat's"))  # earlier: loses
         a.update_block(ADA, "bk", BlockUpdate(raw_content="ada's"))
         a.update_block(ADA, "bk", BlockUpdate(kind="heading"))
@@ -190,11 +195,7 @@ def test_a_prune_keeps_the_delete_of_a_row_created_again_for_an_edit_relayed_lat
     trio = replicas(request, tmp_path, kinds)
     a, b, c = next(trio)
     try:
-        a.create_workspace(ADA, NewWorkspace("W", id="ws"))
-        a.create_document(ADA, NewDocument("ws", "D", id="d"))
-        a.create_block(ADA, NewBlock("d", "p", 0, "orig", id="bk"))
-        sync_databases(a, b)
-        sync_databases(b, c)
+        star_with_a_block(a, b, c)
         a.delete_block(ADA, "bk")
         a.create_block(ADA, NewBlock("d", "p", 0, "ada's new block", id="bk"))
         # later than the new block, but made against the old one
@@ -525,11 +526,7 @@ def test_a_prune_keeps_the_lineage_of_every_deleted_incarnation_for_edits_relaye
     trio = replicas(request, tmp_path, kinds)
     a, b, c = next(trio)
     try:
-        a.create_workspace(ADA, NewWorkspace("W", id="ws"))
-        a.create_document(ADA, NewDocument("ws", "D", id="d"))
-        a.create_block(ADA, NewBlock("d", "p", 0, "orig", id="bk"))
-        sync_databases(a, b)
-        sync_databases(b, c)
+        star_with_a_block(a, b, c)
         race(a, b, c)
         sync_databases(a, b)
         sync_databases(a, b)  # b recorded as a peer: all of a is stable
@@ -558,11 +555,7 @@ def test_an_edit_made_beside_the_versions_a_delete_saw_loses_to_it_after_the_row
     trio = replicas(request, tmp_path, kinds)
     a, b, c = next(trio)
     try:
-        a.create_workspace(ADA, NewWorkspace("W", id="ws"))
-        a.create_document(ADA, NewDocument("ws", "D", id="d"))
-        a.create_block(ADA, NewBlock("d", "p", 0, "orig", id="bk"))
-        sync_databases(a, b)
-        sync_databases(b, c)
+        star_with_a_block(a, b, c)
         a.update_block(ADA, "bk", BlockUpdate(kind="heading"))
         a.delete_block(ADA, "bk")
         a.create_block(ADA, NewBlock("d", "p", 0, "ada's new block", id="bk"))
@@ -688,11 +681,7 @@ def test_a_row_created_again_after_its_delete_was_pruned_loses_a_late_edit_of_th
     trio = replicas(request, tmp_path, kinds)
     a, b, c = next(trio)
     try:
-        a.create_workspace(ADA, NewWorkspace("W", id="ws"))
-        a.create_document(ADA, NewDocument("ws", "D", id="d"))
-        a.create_block(ADA, NewBlock("d", "p", 0, "orig", id="bk"))
-        sync_databases(a, b)
-        sync_databases(b, c)
+        star_with_a_block(a, b, c)
         a.delete_block(ADA, "bk")
         sync_databases(a, b)
         sync_databases(a, b)
