@@ -488,16 +488,17 @@ def test_a_deadlock_on_the_ledger_append_runs_the_write_again(databases) -> None
     assert sorted(c.seq for c in mine) == list(range(1, len(mine) + 1))
 
 
-@pytest.mark.parametrize("seq", [-1, 2**63, True, "3", 1.0, None])
-def test_a_sync_vector_with_a_bad_sequence_number_is_refused(db, seq) -> None:
+def test_a_sync_vector_with_a_bad_sequence_number_is_refused(db) -> None:
     """A vector comes from the peer: a sequence number that is not an
     integer from 0 to 2^63-1 is a ValidationError with one message (a
     negative one, for an origin this replica has, used to raise KeyError)."""
     db.create_workspace(HUMAN, NewWorkspace("W", id="ws"))
-    for vector in ({"ws": {db.replica_id: seq}}, {"ws": {"another-origin": seq}}):
-        with pytest.raises(ValidationError) as caught:
-            db.export_changes(vector)
-        assert str(caught.value) == (
-            f"a sync vector maps origin ids to sequence numbers (integers from 0 to {2**63 - 1})"
-        )
+    for seq in (-1, 2**63, True, "3", 1.0, None):
+        for vector in ({"ws": {db.replica_id: seq}}, {"ws": {"another-origin": seq}}):
+            with pytest.raises(ValidationError) as caught:
+                db.export_changes(vector)
+            assert str(caught.value) == (
+                "a sync vector maps origin ids to sequence numbers (integers from 0 to "
+                f"{2**63 - 1})"
+            ), seq
     assert len(db.export_changes({"ws": {db.replica_id: 0}})["changes"]) == 1

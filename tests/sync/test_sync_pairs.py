@@ -469,26 +469,28 @@ def test_a_third_replica_logs_the_job_edit_a_prune_discards(request, tmp_path, k
         next(trio, None)
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"batch_size": 0}, "batch_size must be an integer between 1 and 100000"),
-        ({"batch_size": True}, "batch_size must be an integer between 1 and 100000"),
-        ({"batch_size": "5"}, "batch_size must be an integer between 1 and 100000"),
-        ({"dry_run": "no"}, "dry_run must be a bool, not str"),
-        ({"verify": 1}, "verify must be a bool, not int"),
-        ({"progress": 5}, "progress must be a callable or None, not int"),
-        ({"direction": "sideways"}, "direction must be one of both, push, pull"),
-    ],
-    ids=["batch-0", "batch-bool", "batch-str", "dry-run-str", "verify-int", "progress", "dir"],
-)
-def test_bad_sync_arguments_are_refused_before_anything_moves(pair, kwargs, message) -> None:
+BAD_SYNC_ARGUMENTS = [
+    ({"batch_size": 0}, "batch_size must be an integer between 1 and 100000"),
+    ({"batch_size": True}, "batch_size must be an integer between 1 and 100000"),
+    ({"batch_size": "5"}, "batch_size must be an integer between 1 and 100000"),
+    ({"dry_run": "no"}, "dry_run must be a bool, not str"),
+    ({"verify": 1}, "verify must be a bool, not int"),
+    ({"progress": 5}, "progress must be a callable or None, not int"),
+    ({"direction": "sideways"}, "direction must be one of both, push, pull"),
+]
+
+
+def test_bad_sync_arguments_are_refused_before_anything_moves(pair) -> None:
     """Each argument of sync_databases is checked up front with the
-    project's ValidationError naming it (``dry_run="no"`` used to be taken
-    as a dry run, ``progress=5`` to fail in the middle with TypeError)."""
+    project's ValidationError naming it, in either direction of the pair
+    (``dry_run="no"`` used to be taken as a dry run, ``progress=5`` to fail
+    in the middle with TypeError, ``batch_size=0`` to be refused as "limit")."""
     a, b = pair
     seeded(a)
-    with pytest.raises(ValidationError) as caught:
-        sync_databases(a, b, **kwargs)
-    assert str(caught.value) == message
+    for kwargs, message in BAD_SYNC_ARGUMENTS:
+        for x, y in ((a, b), (b, a)):
+            with pytest.raises(ValidationError) as caught:
+                sync_databases(x, y, **kwargs)
+            assert str(caught.value) == message, kwargs
     assert b.list_workspaces() == [] and b.changes() == []
+    assert len(a.changes()) == 3 and a.conflicts() == []
