@@ -25,6 +25,7 @@ from .tables import (
     WORKFLOW_NODE_EXECUTIONS,
     WORKFLOW_RUNS,
     WORKSPACES,
+    Table,
 )
 
 TRACE = ", ".join(WORKSPACES.trace_names)
@@ -117,6 +118,15 @@ _BLOCK_SEEN = (
     "WHERE b.id = ?"
 )
 
+
+def _returning_workspace_version(table: Table) -> str:
+    """``table``'s INSERT returning its workspace's version (edit_event_id)."""
+    return (
+        f"{table.insert_sql} RETURNING (SELECT w.edit_event_id FROM workspaces w"
+        f" WHERE w.id = {table.name}.workspace_id)"
+    )
+
+
 TERMINAL_STATES = "'completed', 'completed_with_issues', 'failed', 'cancelled', 'poisoned'"
 
 
@@ -169,14 +179,8 @@ class Queries:
     )
     # A document's (canvas's) creation and the version of its workspace as
     # its writer saw it (the ledger's "base"), in the same statement
-    insert_document_returning_base: str = (
-        DOCUMENTS.insert_sql + " RETURNING (SELECT w.edit_event_id FROM workspaces w"
-        " WHERE w.id = documents.workspace_id)"
-    )
-    insert_canvas_returning_base: str = (
-        CANVASES.insert_sql + " RETURNING (SELECT w.edit_event_id FROM workspaces w"
-        " WHERE w.id = canvases.workspace_id)"
-    )
+    insert_document_returning_base: str = _returning_workspace_version(DOCUMENTS)
+    insert_canvas_returning_base: str = _returning_workspace_version(CANVASES)
     update_block: str = f"UPDATE blocks SET {_BLOCK_SET} WHERE id = ? RETURNING {BLOCK}"
     # What the ledger needs of an updated block, as it was before (ledger_block:
     # id, edit_event_id, its document's workspace and edit_event_id), returned

@@ -243,21 +243,14 @@ class Column:
     #: one of the mutation traceability columns written by the storage guard
     trace: bool = False
 
-    def check_stored(self, value: Any, label: str) -> None:
-        """Refuse a stored value (in its JSON form) that this column could not
-        hold, or that a backend would store differently or not at all:
-        ValidationError naming ``label``. For values that come from another
-        replica (a change set's rows), checked before any statement runs, so
-        every backend refuses the same values with the same message."""
-        if value is None:
-            if not self.nullable:
-                raise ValidationError(f"{label} must not be null")
-            return
-        self.stored_check(value, label)
-
     @property
     def stored_check(self) -> Callable[[Any, str], None]:
-        """The check of a non-null stored value (``check_stored`` after NULL)."""
+        """The check of a non-null stored value (in its JSON form) this column
+        must refuse: one it could not hold, or that a backend would store
+        differently or not at all (ValidationError naming the label). For
+        values from another replica (a change set's rows), checked before any
+        statement runs, so every backend refuses the same values alike; NULL
+        is :meth:`Table.check_stored`'s to judge (``nullable``)."""
         stored = _STORED_CHECKS.get(self.codec.kind)
         if stored is not None:
             return stored
@@ -314,8 +307,8 @@ class Table:
         #: column name -> position in a stored row
         self.at: Mapping[str, int] = {n: i for i, n in enumerate(self.names)}
         self.by_name: Mapping[str, Column] = {c.name: c for c in self.columns}
-        #: name -> (check of a non-null stored value, nullable, label): Column.check_stored
-        #: unrolled, for the rows a sync batch brings
+        #: name -> (check of a non-null stored value, nullable, label), built
+        #: once for the rows a sync batch brings
         self._stored_checks = {
             c.name: (c.stored_check, c.nullable, f"{name}.{c.name}") for c in self.columns
         }
@@ -394,7 +387,7 @@ class Table:
 
     def check_stored(self, columns: Sequence[str], values: Sequence[Any]) -> None:
         """Check a row of stored values (``values`` in ``columns`` order, as a
-        change set's ``put`` rows carry them): see :meth:`Column.check_stored`."""
+        change set's ``put`` rows carry them): see :attr:`Column.stored_check`."""
         checks = self._stored_checks
         for name, value in zip(columns, values, strict=True):
             entry = checks.get(name)

@@ -37,62 +37,41 @@ from ..schema import BOOLEAN, TIMESTAMP
 from ..tables import BY_NAME, CANONICAL, WORKSPACES
 from .chunk import LOAD_SLICE, ChunkState, Reindex
 
-#: Which rule applies to each operation.
 INSERT, UPDATE, DELETE, GENERATION = "insert", "update", "delete", "generation"
-RULES = {
-    "create_workspace": INSERT,
-    "create_document": INSERT,
-    "create_block": INSERT,
-    "create_canvas": INSERT,
-    "create_ai_job": INSERT,
-    "create_workflow_run": INSERT,
-    "create_workflow_node_execution": INSERT,
-    "update_block": UPDATE,
-    "update_ai_job_status": UPDATE,
-    "set_job_outputs": UPDATE,
-    "set_job_pinned": UPDATE,
-    "update_workflow_run_status": UPDATE,
-    "heartbeat_workflow": UPDATE,
-    "update_workflow_node_execution_status": UPDATE,
-    "delete_workspace": DELETE,
-    "delete_document": DELETE,
-    "delete_block": DELETE,
-    "delete_canvas": DELETE,
-    "prune_ai_jobs": DELETE,
-    "replace_blocks": GENERATION,
-    "update_canvas_graph": GENERATION,
+
+#: Each operation's rule and the table of its subject, which is all its
+#: change set may write (inserts and updates: that row only; generations:
+#: that parent row and its children; deletes: that row and what cascades).
+OPERATIONS = {
+    "create_workspace": (INSERT, "workspaces"),
+    "create_document": (INSERT, "documents"),
+    "create_block": (INSERT, "blocks"),
+    "create_canvas": (INSERT, "canvases"),
+    "create_ai_job": (INSERT, "ai_jobs"),
+    "create_workflow_run": (INSERT, "workflow_runs"),
+    "create_workflow_node_execution": (INSERT, "workflow_node_executions"),
+    "update_block": (UPDATE, "blocks"),
+    "update_ai_job_status": (UPDATE, "ai_jobs"),
+    "set_job_outputs": (UPDATE, "ai_jobs"),
+    "set_job_pinned": (UPDATE, "ai_jobs"),
+    "update_workflow_run_status": (UPDATE, "workflow_runs"),
+    "heartbeat_workflow": (UPDATE, "workflow_runs"),
+    "update_workflow_node_execution_status": (UPDATE, "workflow_node_executions"),
+    "delete_workspace": (DELETE, "workspaces"),
+    "delete_document": (DELETE, "documents"),
+    "delete_block": (DELETE, "blocks"),
+    "delete_canvas": (DELETE, "canvases"),
+    "prune_ai_jobs": (DELETE, "ai_jobs"),
+    "replace_blocks": (GENERATION, "documents"),
+    "update_canvas_graph": (GENERATION, "canvases"),
 }
+#: Which rule applies to each operation.
+RULES = {op: rule for op, (rule, _table) in OPERATIONS.items()}
+SUBJECT_TABLES = {op: table for op, (_rule, table) in OPERATIONS.items()}
 
 #: The operations whose change sets remove rows; their payload lists every
 #: key removed ("delete", cascades included; a generation's "replaced").
 REMOVING = tuple(sorted(op for op, rule in RULES.items() if rule in (DELETE, GENERATION)))
-
-#: The table of each operation's subject: what its change set may write
-#: (inserts and updates: that row only; generations: that parent row and its
-#: children; deletes: that row and what cascades from it).
-SUBJECT_TABLES = {
-    "create_workspace": "workspaces",
-    "create_document": "documents",
-    "create_block": "blocks",
-    "create_canvas": "canvases",
-    "create_ai_job": "ai_jobs",
-    "create_workflow_run": "workflow_runs",
-    "create_workflow_node_execution": "workflow_node_executions",
-    "update_block": "blocks",
-    "update_ai_job_status": "ai_jobs",
-    "set_job_outputs": "ai_jobs",
-    "set_job_pinned": "ai_jobs",
-    "update_workflow_run_status": "workflow_runs",
-    "heartbeat_workflow": "workflow_runs",
-    "update_workflow_node_execution_status": "workflow_node_executions",
-    "delete_workspace": "workspaces",
-    "delete_document": "documents",
-    "delete_block": "blocks",
-    "delete_canvas": "canvases",
-    "prune_ai_jobs": "ai_jobs",
-    "replace_blocks": "documents",
-    "update_canvas_graph": "canvases",
-}
 
 #: Operations that carry a WriteContext, checked by the guard on receipt.
 GUARDED = frozenset(
@@ -168,16 +147,22 @@ def _entry(table: str, key: str, r: Sequence[Any]) -> _Entry:
     """A ``merge_subject_changes`` row (payload as text, or parsed) as the
     field rule needs it: what it wrote to ``table``/``key``."""
     payload = r[7] if isinstance(r[7], dict) else json.loads(r[7])
+    columns = written_to(table, key, payload)
+    keys = ("hlc", "edit_event_id", "operation", "actor_kind", "actor_id", "job_id")
+    prov = {**dict(zip(keys, r[:6], strict=True)), "workflow_id": r[6]}
+    prov.update(origin_id=r[8], seq=r[9], written_at=r[10])
+    return _Entry(r[0], str(r[1]), lineage_link(r[2], payload), columns, prov, payload.get("base"))
+
+
+def written_to(table: str, key: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """What a change set wrote to one row, by column (its key column aside)."""
     columns: dict[str, Any] = {}
     for group in payload.get("put", ()):
         if group["table"] == table:
             for values in group["rows"]:
                 if values[0] == key:
                     columns.update(zip(group["columns"][1:], values[1:], strict=True))
-    keys = ("hlc", "edit_event_id", "operation", "actor_kind", "actor_id", "job_id")
-    prov = {**dict(zip(keys, r[:6], strict=True)), "workflow_id": r[6]}
-    prov.update(origin_id=r[8], seq=r[9], written_at=r[10])
-    return _Entry(r[0], str(r[1]), lineage_link(r[2], payload), columns, prov, payload.get("base"))
+    return columns
 
 
 def lineage_link(operation: str, payload: dict[str, Any]) -> str | None:
@@ -264,9 +249,8 @@ class Merger:
         self._stamps: dict[str, str] = {}
         self._subjects: dict[tuple[str, str], list[_Entry]] = {}
         self._mine: dict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
-        # per scope, read when first needed: (table, key) -> (stamp, event) of
-        # the newest applied change set that removed the row
-        self._deleters: dict[str, _Removed] = {}
+        # per scope, read when first needed: what its change sets removed
+        self._removed_in: dict[str, _Removed] = {}
         self._removals: list[ChangeSet] = []  # the chunk's applied removing change sets
         self.conflicts = 0
 
@@ -411,7 +395,7 @@ class Merger:
         self._stamps.clear()
         self._subjects.clear()
         self._mine.clear()
-        self._deleters.clear()
+        self._removed_in.clear()
         self._removals.clear()
         return statuses
 
@@ -569,8 +553,8 @@ class Merger:
                 self._subjects[subject].append(_entry(*subject, self._mine[subject][-1]))
             if c.operation in REMOVING:
                 self._removals.append(c)
-                if c.scope in self._deleters:
-                    self._deleters[c.scope].note(c.hlc, event, c.payload)
+                if c.scope in self._removed_in:
+                    self._removed_in[c.scope].note(c.hlc, event, c.payload)
 
     # -- the rules ----------------------------------------------------------------------
 
@@ -632,9 +616,9 @@ class Merger:
 
     def _removed(self, c: ChangeSet) -> _Removed:
         """What the local change sets of ``c``'s scope removed (read once per chunk)."""
-        known = self._deleters.get(c.scope)
+        known = self._removed_in.get(c.scope)
         if known is None:
-            known = self._deleters[c.scope] = _Removed()
+            known = self._removed_in[c.scope] = _Removed()
             sql = PORTABLE.merge_scope_removals.replace("{ids}", placeholders(len(REMOVING)))
             for stamp, event, payload in self._run(sql, (c.scope, *REMOVING)).fetchall():
                 known.note(str(stamp), str(event), json.loads(payload))

@@ -25,7 +25,15 @@ from typing import Any
 from ..backends.base import WRITE, Adapter, Session
 from ..ledger import APPLIED, Ledger
 from ..queries import placeholders
-from .merge import BASED_ON_PARENT, INSERT, PARENTS, RULES, SYNCED_TABLES, lineage_link
+from .merge import (
+    BASED_ON_PARENT,
+    INSERT,
+    PARENTS,
+    RULES,
+    SYNCED_TABLES,
+    lineage_link,
+    written_to,
+)
 
 _BATCH = 500
 
@@ -74,7 +82,8 @@ def prune(adapter: Adapter, q: Any, ledger: Ledger, dry_run: bool) -> LedgerPrun
             if status == APPLIED:
                 change = (origin, scope, seq)
                 body = payload if isinstance(payload, dict) else json.loads(payload)
-                for column in _written(table, key, body):
+                written = written_to(table, key, body)
+                for column in written:
                     if hlc > writers.get((table, key, column), ("", None))[0]:
                         writers[table, key, column] = (hlc, change)
                 lineages[table, key].append((str(event), lineage_link(operation, body), change))
@@ -85,7 +94,7 @@ def prune(adapter: Adapter, q: Any, ledger: Ledger, dry_run: bool) -> LedgerPrun
                             removers[group["table"], row_key].add(change)
                 parent = PARENTS.get(table)
                 if table in BASED_ON_PARENT and parent and RULES.get(operation) == INSERT:
-                    parent_key = _column(table, key, body, parent[1])
+                    parent_key = written.get(parent[1])
                     if parent_key is not None and body.get("base") is not None:
                         born[table, key].append(
                             (str(event), (parent[0], parent_key), str(body["base"]))
@@ -111,7 +120,8 @@ def prune(adapter: Adapter, q: Any, ledger: Ledger, dry_run: bool) -> LedgerPrun
                 event
                 for event, parent_row, version in born.get(row, ())
                 if parent_row in live
-                and version in _dead(lineages.get(parent_row, []), removed.get(parent_row, set()))
+                and version
+                in _closure(lineages.get(parent_row, []), removed.get(parent_row, set()), set())
             }
             if row in removed or seeds:
                 recreated |= removers.get(row, set())
@@ -139,18 +149,14 @@ def prune(adapter: Adapter, q: Any, ledger: Ledger, dry_run: bool) -> LedgerPrun
     return adapter.run(WRITE, work)
 
 
-def _dead(lineage: list[tuple[str, str | None, Change]], removed: set[str]) -> set[str]:
-    """The versions of one row (its change sets as ``(event, link, change)``)
-    in the lineage of the versions deletes removed: their ancestors along
-    the links, and every version made against one of those or their
-    descendants (edits of a deleted incarnation received after its delete)."""
-    return _closure(lineage, removed, set())
-
-
 def _closure(
     lineage: list[tuple[str, str | None, Change]], removed: set[str], seeds: set[str]
 ) -> set[str]:
-    """``_dead`` with ``seeds`` (and what was made against them) dead too."""
+    """The versions of one row (its change sets as ``(event, link, change)``)
+    in the lineage of the versions deletes removed: their ancestors along the
+    links, and every version made against one of those or their descendants
+    (edits of a deleted incarnation received after its delete); ``seeds``
+    (and what was made against them) are in it too."""
     by_event = {event: link for event, link, _change in lineage}
     made_against: dict[str, list[str]] = defaultdict(list)
     for event, link, _change in lineage:
@@ -176,7 +182,7 @@ def _incarnations(
     lineage: list[tuple[str, str | None, Change]], removed: set[str], seeds: set[str]
 ) -> set[Change]:
     """The change sets about one row that a merge needs to tell its deleted
-    incarnations: each one in their lineage (``_dead``, plus the versions
+    incarnations: each one in their lineage (``_closure``, with the versions
     made against ``seeds``, creations in a deleted incarnation of the
     parent) that links to the one before (``merge.lineage_link``), and the
     seeds themselves (their ``base`` names the parent's deleted version)."""
@@ -186,31 +192,6 @@ def _incarnations(
         for event, link, change in lineage
         if event in dead and (link is not None or event in seeds)
     }
-
-
-def _column(table: str, key: str, payload: dict[str, Any], column: str) -> Any:
-    """The value a change set wrote to one column of its subject row."""
-    for group in payload.get("put", ()):
-        if group["table"] == table and column in group["columns"]:
-            at = group["columns"].index(column)
-            for values in group["rows"]:
-                if values[0] == key:
-                    return values[at]
-    return None
-
-
-def _written(table: str, key: str, payload: dict[str, Any]) -> list[str]:
-    """The fields a change set wrote to its subject row (as ``merge._entry``
-    reads them)."""
-    put = payload.get("put", ())
-    return [
-        column
-        for group in put
-        if group["table"] == table
-        for values in group["rows"]
-        if values[0] == key
-        for column in group["columns"][1:]
-    ]
 
 
 def _live(adapter: Adapter, s: Session, subjects: set[tuple[str, str]]) -> set[tuple[str, str]]:
